@@ -1,0 +1,56 @@
+# Papillon: `make run` serves the campaigns on this machine; `make test` runs every test.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DEMO := instance/demo-key
+CHROMIUM ?= /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: run test lint format chromium bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+instance/secret_key:
+	mkdir -p instance
+	umask 077 && $(PY) -c 'import secrets; print(secrets.token_hex(32))' > $@
+
+# A demo key pair, only when keys/ holds no public key: its private half stays under
+# instance/ with its passphrase beside it, which is fine for a demo and never for real use.
+demo-key: $(VENV)/.installed
+	@if ! ls keys/*.pub >/dev/null 2>&1; then \
+	  mkdir -p $(DEMO) && umask 077 && \
+	  echo 'demo passphrase, NOT SECRET, NOT FOR REAL USE' > $(DEMO)/passphrase.txt && \
+	  $(PY) scripts/keygen.py --out $(DEMO) --name demo-NOT-FOR-REAL-USE --passphrase-file $(DEMO)/passphrase.txt && \
+	  cp $(DEMO)/demo-NOT-FOR-REAL-USE.pub keys/ && \
+	  echo '*** DEMO KEY: its private half and passphrase are in $(DEMO)/. Replace it before real use (README). ***'; \
+	fi
+
+run: $(VENV)/.installed instance/secret_key demo-key
+	$(PY) -m flask --app wsgi init-db
+	$(PY) -m flask --app wsgi run --host 127.0.0.1 --port 5000
+
+chromium:
+	@[ -x $(CHROMIUM) ] || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+
+test: $(VENV)/.installed chromium
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(PY) -m pytest
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(VENV)/.installed
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench: $(VENV)/.installed chromium
+	$(PY) -m benchmarks.seal
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

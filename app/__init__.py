@@ -1,0 +1,78 @@
+"""Papillon's web app: serves campaigns and stores only sealed answers."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from app import cli, security, views
+from app.config import load_config
+from app.forms import AnswersForm, form_class
+from app.security import limiter
+from app.storage import db
+from papillon import campaigns, keys
+
+RESERVED_FIELD_NAMES = {"csrf_token", "submission_id", "envelope"}
+
+
+class StartupError(RuntimeError):
+    """The app cannot start safely; the message says which file or setting to fix."""
+
+
+def create_app(config: Mapping[str, object] | None = None) -> Flask:
+    app = Flask(__name__, instance_relative_config=True)
+    app.config.update(load_config())
+    app.config.update(config or {})
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    _secret_key(app)
+    if not app.config.get("DATABASE_URL"):
+        app.config["DATABASE_URL"] = f"sqlite:///{Path(app.instance_path) / 'papillon.sqlite3'}"
+
+    try:
+        app.extensions["papillon.keys"] = keys.load_public_dir(app.config["PAPILLON_KEYS_DIR"])
+        app.extensions["papillon.campaigns"] = campaigns.load_dir(app.config["PAPILLON_CAMPAIGNS_DIR"])
+    except (keys.KeyFileError, campaigns.CampaignError) as exc:
+        raise StartupError(str(exc)) from exc
+    app.extensions["papillon.forms"] = _form_classes(app)
+
+    if app.config["PAPILLON_TRUSTED_PROXIES"]:
+        hops = app.config["PAPILLON_TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+
+    db.init_app(app)
+    limiter.init_app(app)
+    app.jinja_env.add_extension("jinja2.ext.i18n")
+    app.jinja_env.install_null_translations(newstyle=True)
+    app.after_request(security.set_headers)
+    security.quiet_logs()
+    app.register_blueprint(views.bp)
+    cli.init_app(app)
+    return app
+
+
+def _secret_key(app: Flask) -> None:
+    """SECRET_KEY from the environment, else from instance/secret_key (which `make run` writes)."""
+    if app.config.get("SECRET_KEY"):
+        return
+    path = Path(app.instance_path) / "secret_key"
+    if path.is_file() and (secret := path.read_text().strip()):
+        app.config["SECRET_KEY"] = secret
+        return
+    raise StartupError(f"SECRET_KEY is not set: set the environment variable, or put a random value in {path}")
+
+
+def _form_classes(app: Flask) -> dict[tuple[str, str], type[AnswersForm]]:
+    honeypot = app.config["PAPILLON_HONEYPOT_FIELD"]
+    classes = {}
+    for campaign in app.extensions["papillon.campaigns"].values():
+        for form in campaign.forms.values():
+            clash = {f.name for f in form.fields} & (RESERVED_FIELD_NAMES | {honeypot})
+            if clash:
+                raise StartupError(
+                    f"campaign {campaign.slug}, form {form.slug}: field name {clash.pop()!r} is reserved"
+                )
+            classes[campaign.slug, form.slug] = form_class(form, honeypot)
+    return classes

@@ -1,0 +1,66 @@
+"""Settings: defaults here, then environment variables of the same name, then the caller's overrides."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Defaults:
+    """Every upper-case name here can be set by an environment variable of the same name."""
+
+    SECRET_KEY: str | None = None
+    DATABASE_URL: str | None = None  # None: SQLite under the instance folder
+    PAPILLON_KEYS_DIR = str(PROJECT_ROOT / "keys")
+    PAPILLON_CAMPAIGNS_DIR = str(Path(__file__).resolve().parent / "campaigns")
+    PAPILLON_TRUSTED_PROXIES = 0
+    PAPILLON_QUICK_EXIT_URL = "https://www.google.com/search?q=weather"
+    PAPILLON_HONEYPOT_FIELD = "website"
+    MAX_CONTENT_LENGTH = 256 * 1024
+    RATELIMIT_ENABLED = True
+    RATELIMIT_STORAGE_URI = "memory://"
+    RATELIMIT_DEFAULT = "600 per hour"
+    RATELIMIT_SUBMIT = "10 per minute;60 per hour"
+    RATELIMIT_HEADERS_ENABLED = False
+    WTF_CSRF_TIME_LIMIT: int | None = None
+    WTF_CSRF_SSL_STRICT = True
+    SESSION_COOKIE_NAME = "papillon"
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SECURE = False
+    PREFERRED_URL_SCHEME = "http"
+
+
+class ConfigError(ValueError):
+    """A setting has a value of the wrong kind."""
+
+
+def _parse(name: str, text: str, default: object) -> object:
+    if isinstance(default, bool):
+        lowered = text.strip().lower()
+        if lowered in {"1", "true", "yes", "on"}:
+            return True
+        if lowered in {"0", "false", "no", "off"}:
+            return False
+        raise ConfigError(f"{name}={text!r}: expected true or false")
+    if isinstance(default, int) or name in {"WTF_CSRF_TIME_LIMIT"}:
+        if name == "WTF_CSRF_TIME_LIMIT" and text.strip().lower() in {"", "none"}:
+            return None
+        try:
+            return int(text)
+        except ValueError:
+            raise ConfigError(f"{name}={text!r}: expected a whole number") from None
+    return text
+
+
+def load_config(environ: Mapping[str, str] | None = None) -> dict[str, object]:
+    """Defaults overlaid with any environment variable that names one of them."""
+    environ = os.environ if environ is None else environ
+    settings = {k: v for k, v in vars(Defaults).items() if k.isupper()}
+    for name, default in list(settings.items()):
+        if name in environ:
+            settings[name] = _parse(name, environ[name], default)
+    return settings

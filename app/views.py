@@ -1,0 +1,165 @@
+"""The public site: campaigns, their forms, thank-you pages and a health check."""
+
+from __future__ import annotations
+
+import json
+
+from flask import Blueprint, Response, abort, current_app, jsonify, redirect, render_template, request, url_for
+from werkzeug.exceptions import BadRequest, HTTPException
+
+from app.forms import AnswersForm, new_submission_id
+from app.security import limiter
+from app.storage import db
+from papillon import envelope
+from papillon.campaigns import Campaign, Form
+from papillon.keys import PublicKey
+
+bp = Blueprint("public", __name__)
+
+STATUS_MESSAGES = {
+    400: "Something in this request was not right, so nothing was stored.",
+    404: "There is no page at this address.",
+    405: "This page cannot be used that way.",
+    413: "What you sent is larger than this site accepts, so nothing was stored. Please shorten your answers.",
+    429: "Too many tries from your connection just now. Nothing is wrong with you: please wait a few minutes, then try again.",
+    500: "Something went wrong on our side. Nothing you typed was kept. Please try again later.",
+}
+
+
+def campaigns() -> dict[str, Campaign]:
+    return current_app.extensions["papillon.campaigns"]
+
+
+def public_keys() -> list[PublicKey]:
+    return current_app.extensions["papillon.keys"]
+
+
+def _lookup(campaign_slug: str, form_slug: str | None = None) -> tuple[Campaign, Form | None]:
+    campaign = campaigns().get(campaign_slug)
+    if campaign is None:
+        abort(404)
+    if form_slug is None:
+        return campaign, None
+    form = campaign.forms.get(form_slug)
+    if form is None:
+        abort(404)
+    return campaign, form
+
+
+def wants_json() -> bool:
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    return best == "application/json" and request.accept_mimetypes[best] > request.accept_mimetypes["text/html"]
+
+
+def error_response(status: int, message: str | None = None) -> tuple[Response | str, int]:
+    """A kind page (or JSON for the sealing script) that repeats nothing the person sent."""
+    message = message or STATUS_MESSAGES.get(status, STATUS_MESSAGES[400])
+    if wants_json():
+        return jsonify(error=message), status
+    return render_template("error.html", status=status, message=message), status
+
+
+class Refused(BadRequest):
+    """A 400 whose description is written by us, never an echo of the input, so it is safe to show."""
+
+
+@bp.app_errorhandler(HTTPException)
+def http_error(exc: HTTPException) -> tuple[Response | str, int]:
+    return error_response(exc.code or 500, exc.description if isinstance(exc, Refused) else None)
+
+
+def refuse(message: str) -> None:
+    raise Refused(message)
+
+
+@bp.get("/")
+def index() -> str:
+    return render_template("index.html", campaigns=campaigns().values())
+
+
+@bp.get("/healthz")
+@limiter.exempt
+def healthz() -> Response:
+    return Response("ok\n", mimetype="text/plain")
+
+
+@bp.get("/<campaign_slug>/")
+def campaign(campaign_slug: str) -> str:
+    campaign, _ = _lookup(campaign_slug)
+    return render_template("campaign.html", campaign=campaign)
+
+
+def _render_form(campaign: Campaign, form: Form, wtf: AnswersForm, status: int = 200) -> tuple[str, int]:
+    keys = public_keys()
+    seal = {
+        "info": envelope.info(campaign.slug, form.slug).decode(),
+        "form_version": form.version,
+        "locale": campaign.language,
+        "keys": [{"key_id": k.key_id, "public_key": k.to_b64()} for k in keys],
+        "pad_block": envelope.PAD_BLOCK,
+    }
+    return (
+        render_template(
+            "form.html",
+            campaign=campaign,
+            form=form,
+            wtf=wtf,
+            keys=keys,
+            seal_json=json.dumps(seal, separators=(",", ":")),
+        ),
+        status,
+    )
+
+
+def submit_limit() -> str:
+    return current_app.config["RATELIMIT_SUBMIT"]
+
+
+@bp.route("/<campaign_slug>/<form_slug>", methods=["GET", "POST"])
+@limiter.limit(submit_limit, methods=["POST"])
+def form(campaign_slug: str, form_slug: str):
+    campaign, form = _lookup(campaign_slug, form_slug)
+    wtf: AnswersForm = current_app.extensions["papillon.forms"][campaign.slug, form.slug]()
+    if request.method == "GET":
+        wtf.submission_id.data = new_submission_id()
+        return _render_form(campaign, form, wtf)
+
+    if not wtf.submission_id_ok():
+        refuse("This form is missing its submission number. Please reload the page and send it again.")
+    fresh = wtf.validate()
+    thanks = redirect(url_for(".thanks", campaign_slug=campaign.slug, form_slug=form.slug), 303)
+    if wtf.bot_filled_honeypot():
+        return thanks
+
+    if wtf.envelope.data:
+        if not fresh:
+            refuse("This page has expired. Please reload it and send your answers again.")
+        try:
+            sealed = envelope.parse(wtf.envelope.data, [k.key_id for k in public_keys()])
+        except envelope.EnvelopeError as exc:
+            refuse(f"The sealed answers were refused: {exc}. Nothing was stored.")
+        sealed_by = "browser"
+    else:
+        valid = wtf.validate_answers()
+        if not fresh:
+            wtf.form_errors.append("This page had expired. Please check your answers and send them again.")
+        if not (fresh and valid):
+            return _render_form(campaign, form, wtf, 400)
+        data = envelope.plaintext(wtf.answers(), form.version, campaign.language)
+        sealed = envelope.seal(data, public_keys(), envelope.info(campaign.slug, form.slug))
+        sealed_by = "server"
+
+    db.store(
+        id=wtf.submission_id.data,
+        campaign=campaign.slug,
+        form=form.slug,
+        sealed_by=sealed_by,
+        envelope=sealed.to_json(),
+    )
+    return thanks
+
+
+@bp.get("/<campaign_slug>/<form_slug>/thanks")
+def thanks(campaign_slug: str, form_slug: str) -> str:
+    campaign, form = _lookup(campaign_slug, form_slug)
+    return render_template("thanks.html", campaign=campaign, form=form)

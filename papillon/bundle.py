@@ -1,0 +1,123 @@
+"""Export bundles: the ciphertext staff carry from the server to the laptop.
+
+A bundle is UTF-8 JSON Lines: a header, one line per record, and a trailer holding
+the SHA-256 of every byte before it, so a truncated or altered copy is refused.
+The header carries the campaign definitions, so the laptop needs nothing else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+FORMAT = "papillon-bundle"
+VERSION = 1
+RECORD_KEYS = {"id", "campaign", "form", "received_on", "sealed_by", "envelope"}
+
+
+class BundleError(ValueError):
+    """A bundle is missing, truncated, altered or of an unknown format."""
+
+
+@dataclass(frozen=True)
+class Record:
+    id: str
+    campaign: str
+    form: str
+    received_on: str
+    sealed_by: str
+    envelope: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {k: getattr(self, k) for k in sorted(RECORD_KEYS)}
+
+
+@dataclass(frozen=True)
+class Bundle:
+    created_on: str
+    key_ids: list[str]
+    campaigns: dict[str, dict]
+    records: list[Record]
+
+
+def _line(doc: Mapping) -> bytes:
+    return json.dumps(doc, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode() + b"\n"
+
+
+def write(
+    path: str | Path,
+    records: Iterable[Record],
+    *,
+    created_on: str,
+    key_ids: Iterable[str],
+    campaigns: Mapping[str, dict],
+) -> int:
+    """Write a bundle atomically (temporary file, fsync, rename) and return how many records it holds."""
+    records = list(records)
+    header = {
+        "format": FORMAT,
+        "version": VERSION,
+        "created_on": created_on,
+        "count": len(records),
+        "key_ids": sorted(set(key_ids)),
+        "campaigns": dict(campaigns),
+    }
+    path = Path(path)
+    digest = hashlib.sha256()
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            for line in [_line(header), *(_line(r.to_dict()) for r in records)]:
+                digest.update(line)
+                fh.write(line)
+            fh.write(_line({"sha256": digest.hexdigest()}))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return len(records)
+
+
+def read(path: str | Path) -> Bundle:
+    """Read and verify a bundle; any damage raises BundleError before a record is used."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise BundleError(f"{path}: cannot be read: {exc.strerror}") from exc
+    lines = data.split(b"\n")
+    if len(lines) < 3 or lines[-1] != b"":
+        raise BundleError(f"{path}: incomplete bundle (truncated?)")
+    body, trailer = lines[:-2], lines[-2]
+    try:
+        expected = json.loads(trailer)["sha256"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise BundleError(f"{path}: the checksum line is missing (truncated?)") from exc
+    actual = hashlib.sha256(b"".join(line + b"\n" for line in body)).hexdigest()
+    if actual != expected:
+        raise BundleError(f"{path}: checksum mismatch: the bundle was altered or damaged")
+    try:
+        header = json.loads(body[0])
+        rows = [json.loads(line) for line in body[1:]]
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BundleError(f"{path}: a line is not valid JSON") from exc
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise BundleError(f"{path}: not a Papillon export bundle")
+    if header.get("version") != VERSION:
+        raise BundleError(f"{path}: bundle version {header.get('version')!r} is not supported")
+    if header.get("count") != len(rows):
+        raise BundleError(f"{path}: the header counts {header.get('count')} records, found {len(rows)}")
+    if not all(isinstance(r, dict) and set(r) == RECORD_KEYS for r in rows):
+        raise BundleError(f"{path}: a record line is malformed")
+    return Bundle(
+        created_on=str(header.get("created_on", "")),
+        key_ids=list(header.get("key_ids", [])),
+        campaigns=dict(header.get("campaigns", {})),
+        records=[Record(**{k: str(r[k]) for k in RECORD_KEYS}) for r in rows],
+    )

@@ -1,0 +1,239 @@
+"""Key files: public keys for the server, passphrase-sealed private keys for the laptop.
+
+Both are small JSON documents so that a person can tell them apart by reading them.
+A private key file holds the X25519 private key sealed with ``SecretBox`` under a key
+derived from the passphrase with argon2id.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import nacl.exceptions
+import nacl.pwhash
+import nacl.secret
+import nacl.utils
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
+
+PUBLIC_TYPE = "papillon-public-key"
+PRIVATE_TYPE = "papillon-private-key"
+VERSION = 1
+ALGORITHM = "X25519"
+KEY_ID_BYTES = 8
+FINGERPRINT_BYTES = 16
+
+# argon2id costs for new private key files; the file records the ones it was made with.
+OPSLIMIT = nacl.pwhash.argon2id.OPSLIMIT_MODERATE
+MEMLIMIT = nacl.pwhash.argon2id.MEMLIMIT_MODERATE
+
+IGNORED_IN_KEYS_DIR = {"README.md", "README", "README.txt"}
+
+
+class KeyFileError(Exception):
+    """A key file is missing, damaged, of the wrong kind, or the passphrase is wrong."""
+
+
+@dataclass(frozen=True)
+class PublicKey:
+    name: str
+    raw: bytes
+
+    @property
+    def key_id(self) -> str:
+        return key_id(self.raw)
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.raw)
+
+    def to_b64(self) -> str:
+        return _b64(self.raw)
+
+    def to_crypto(self) -> X25519PublicKey:
+        return X25519PublicKey.from_public_bytes(self.raw)
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _unb64(text: object, what: str) -> bytes:
+    if not isinstance(text, str):
+        raise KeyFileError(f"{what} is missing")
+    try:
+        return base64.b64decode(text, validate=True)
+    except ValueError as exc:
+        raise KeyFileError(f"{what} is not valid base64") from exc
+
+
+def key_id(raw_public: bytes) -> str:
+    """The short name of a public key that every envelope uses to say who can open it."""
+    return hashlib.sha256(raw_public).digest()[:KEY_ID_BYTES].hex()
+
+
+def fingerprint(raw_public: bytes) -> str:
+    """What staff compare by eye: the key id followed by more of the same hash, in groups of four."""
+    digest = hashlib.sha256(raw_public).digest()[:FINGERPRINT_BYTES].hex().upper()
+    return " ".join(digest[i : i + 4] for i in range(0, len(digest), 4))
+
+
+def raw_public_bytes(public: X25519PublicKey) -> bytes:
+    return public.public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+
+def dumps_public(name: str, public: X25519PublicKey) -> str:
+    raw = raw_public_bytes(public)
+    doc = {
+        "type": PUBLIC_TYPE,
+        "version": VERSION,
+        "algorithm": ALGORITHM,
+        "name": name,
+        "key_id": key_id(raw),
+        "public_key": _b64(raw),
+    }
+    return json.dumps(doc, indent=2) + "\n"
+
+
+def _load_json(text: str, source: str) -> dict:
+    try:
+        doc = json.loads(text)
+    except ValueError as exc:
+        raise KeyFileError(f"{source}: not a Papillon key file (not JSON)") from exc
+    if not isinstance(doc, dict):
+        raise KeyFileError(f"{source}: not a Papillon key file")
+    return doc
+
+
+def loads_public(text: str, source: str = "public key") -> PublicKey:
+    if "PRIVATE KEY" in text:
+        raise KeyFileError(f"{source}: this is a private key; it must never be on the server")
+    doc = _load_json(text, source)
+    if doc.get("type") == PRIVATE_TYPE:
+        raise KeyFileError(f"{source}: this is a private key; it must never be on the server")
+    if doc.get("type") != PUBLIC_TYPE or doc.get("version") != VERSION:
+        raise KeyFileError(f"{source}: not a Papillon public key (type or version)")
+    if doc.get("algorithm") != ALGORITHM:
+        raise KeyFileError(f"{source}: unsupported algorithm {doc.get('algorithm')!r}")
+    raw = _unb64(doc.get("public_key"), f"{source}: public_key")
+    if len(raw) != 32:
+        raise KeyFileError(f"{source}: public_key must be 32 bytes")
+    if doc.get("key_id") not in (None, key_id(raw)):
+        raise KeyFileError(f"{source}: key_id does not match the key")
+    name = doc.get("name") if isinstance(doc.get("name"), str) else Path(source).stem
+    return PublicKey(name=name, raw=raw)
+
+
+def load_public_dir(directory: str | Path) -> list[PublicKey]:
+    """Every public key in a folder, refusing the folder if anything else is in it.
+
+    The server calls this at start-up: a private key or a stray file in the keys folder
+    is a mistake that must stop the server rather than be skipped.
+    """
+    folder = Path(directory)
+    if not folder.is_dir():
+        raise KeyFileError(f"{folder}: the keys folder does not exist")
+    keys: list[PublicKey] = []
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith(".") or path.name in IGNORED_IN_KEYS_DIR:
+            continue
+        if path.suffix != ".pub" or not path.is_file():
+            looks_private = path.suffix == ".key" or _file_mentions_private(path)
+            kind = "a private key" if looks_private else "not a public key (*.pub)"
+            raise KeyFileError(f"{path}: {kind}; only public keys may be in the keys folder")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise KeyFileError(f"{path}: cannot be read as a public key") from exc
+        keys.append(loads_public(text, str(path)))
+    if not keys:
+        raise KeyFileError(f"{folder}: no public key (*.pub) found; make one with scripts/keygen.py")
+    ids = [k.key_id for k in keys]
+    if len(set(ids)) != len(ids):
+        raise KeyFileError(f"{folder}: the same public key is there twice")
+    return keys
+
+
+def _file_mentions_private(path: Path) -> bool:
+    try:
+        head = path.read_bytes()[:4096]
+    except OSError:
+        return False
+    return b"PRIVATE KEY" in head or PRIVATE_TYPE.encode() in head
+
+
+def _derive(passphrase: bytes, salt: bytes, opslimit: int, memlimit: int) -> bytes:
+    return nacl.pwhash.argon2id.kdf(
+        nacl.secret.SecretBox.KEY_SIZE, passphrase, salt, opslimit=opslimit, memlimit=memlimit
+    )
+
+
+def dumps_private(
+    name: str,
+    private: X25519PrivateKey,
+    passphrase: bytes,
+    *,
+    opslimit: int | None = None,
+    memlimit: int | None = None,
+) -> str:
+    opslimit = OPSLIMIT if opslimit is None else opslimit
+    memlimit = MEMLIMIT if memlimit is None else memlimit
+    raw_private = private.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+    raw_public = raw_public_bytes(private.public_key())
+    salt = nacl.utils.random(nacl.pwhash.argon2id.SALTBYTES)
+    box = nacl.secret.SecretBox(_derive(passphrase, salt, opslimit, memlimit))
+    doc = {
+        "type": PRIVATE_TYPE,
+        "version": VERSION,
+        "algorithm": ALGORITHM,
+        "name": name,
+        "key_id": key_id(raw_public),
+        "public_key": _b64(raw_public),
+        "kdf": {"name": "argon2id", "opslimit": opslimit, "memlimit": memlimit, "salt": _b64(salt)},
+        "sealed_private_key": _b64(bytes(box.encrypt(raw_private))),
+    }
+    return json.dumps(doc, indent=2) + "\n"
+
+
+@dataclass(frozen=True)
+class PrivateKey:
+    name: str
+    key: X25519PrivateKey
+
+    @property
+    def key_id(self) -> str:
+        return key_id(raw_public_bytes(self.key.public_key()))
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(raw_public_bytes(self.key.public_key()))
+
+
+def loads_private(text: str, passphrase: bytes, source: str = "private key") -> PrivateKey:
+    """Open a private key file; a wrong passphrase and a damaged file are told apart where possible."""
+    doc = _load_json(text, source)
+    if doc.get("type") != PRIVATE_TYPE or doc.get("version") != VERSION:
+        raise KeyFileError(f"{source}: not a Papillon private key file")
+    kdf = doc.get("kdf")
+    if not isinstance(kdf, dict) or kdf.get("name") != "argon2id":
+        raise KeyFileError(f"{source}: unknown passphrase scheme")
+    opslimit, memlimit = kdf.get("opslimit"), kdf.get("memlimit")
+    if not isinstance(opslimit, int) or not isinstance(memlimit, int):
+        raise KeyFileError(f"{source}: damaged passphrase settings")
+    salt = _unb64(kdf.get("salt"), f"{source}: salt")
+    sealed = _unb64(doc.get("sealed_private_key"), f"{source}: sealed_private_key")
+    try:
+        box = nacl.secret.SecretBox(_derive(passphrase, salt, opslimit, memlimit))
+        raw_private = box.decrypt(sealed)
+    except nacl.exceptions.CryptoError as exc:
+        raise KeyFileError(f"{source}: wrong passphrase, or the key file is damaged") from exc
+    private = X25519PrivateKey.from_private_bytes(raw_private)
+    expected = doc.get("public_key")
+    if expected is not None and _b64(raw_public_bytes(private.public_key())) != expected:
+        raise KeyFileError(f"{source}: the private key does not match its public key")
+    name = doc.get("name") if isinstance(doc.get("name"), str) else Path(source).stem
+    return PrivateKey(name=name, key=private)

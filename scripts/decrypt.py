@@ -1,0 +1,205 @@
+"""Open an export bundle on the offline laptop and write one spreadsheet per form.
+
+    python scripts/decrypt.py BUNDLE [BUNDLE ...] --key KEYFILE --out DIR [--passphrase-file FILE]
+
+Writes DIR/<campaign>-<form>.csv (UTF-8 with BOM, so spreadsheets show every script)
+and DIR/summary.txt. Needs no network and uses only Papillon's format modules.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import getpass
+import os
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from papillon import bundle, campaigns, envelope, keys
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+TRAILING_COLUMNS = ["Date received", "Sealed by", "Record id", "Check"]
+
+
+class Refusal(Exception):
+    """A problem to report in one line, with no traceback."""
+
+
+@dataclass
+class Sheet:
+    columns: list[str]
+    labels: list[str]
+    rows: list[list[str]] = field(default_factory=list)
+
+
+def cell(value: object) -> str:
+    """Spreadsheet-safe text: lists joined, booleans as yes/no, formulas defused."""
+    if isinstance(value, bool):
+        text = "yes" if value else "no"
+    elif isinstance(value, list):
+        text = "; ".join(str(v) for v in value)
+    elif value is None:
+        text = ""
+    else:
+        text = str(value)
+    return "'" + text if text.startswith(FORMULA_START) else text
+
+
+def read_passphrase(path: Path | None) -> bytes:
+    if path is None:
+        return getpass.getpass("Passphrase for the private key: ").encode("utf-8")
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise Refusal(f"cannot read the passphrase file {path}: {exc}") from exc
+    return (lines[0] if lines else "").encode("utf-8")
+
+
+def load_private(path: Path, passphrase_file: Path | None) -> keys.PrivateKey:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise Refusal(f"cannot read the key file {path}: {getattr(exc, 'strerror', None) or exc}") from exc
+    passphrase = read_passphrase(passphrase_file)
+    print("Unlocking the private key (this takes a moment)...", file=sys.stderr)
+    try:
+        return keys.loads_private(text, passphrase, str(path))
+    except keys.KeyFileError as exc:
+        raise Refusal(str(exc)) from exc
+
+
+def read_bundles(paths: list[Path]) -> tuple[list[bundle.Record], dict[str, dict], set[str]]:
+    records: dict[str, bundle.Record] = {}
+    definitions: dict[str, dict] = {}
+    key_ids: set[str] = set()
+    for path in paths:
+        try:
+            data = bundle.read(path)
+        except bundle.BundleError as exc:
+            raise Refusal(f"{exc}. Nothing was written.") from exc
+        definitions.update(data.campaigns)
+        key_ids.update(data.key_ids)
+        for record in data.records:
+            records.setdefault(record.id, record)
+    return list(records.values()), definitions, key_ids
+
+
+def sheet_for(definition: campaigns.Form | None, answers: dict) -> Sheet:
+    if definition is None:
+        names = sorted(answers)
+        return Sheet(columns=names, labels=names)
+    return Sheet(columns=[f.name for f in definition.fields], labels=[f.label for f in definition.fields])
+
+
+def open_all(
+    records: list[bundle.Record], definitions: dict[str, dict], private: keys.PrivateKey
+) -> tuple[dict, Counter, list[str]]:
+    forms: dict[tuple[str, str], campaigns.Form] = {}
+    for slug, raw in definitions.items():
+        try:
+            for form in campaigns.from_dict(raw, f"bundle campaign {slug}").forms.values():
+                forms[slug, form.slug] = form
+        except campaigns.CampaignError as exc:
+            print(f"Warning: {exc}; its answers are written without labels or checks.", file=sys.stderr)
+    sheets: dict[tuple[str, str], Sheet] = {}
+    tally: Counter = Counter()
+    failures: list[str] = []
+    step = max(1, len(records) // 20)
+    for n, record in enumerate(records, 1):
+        place = (record.campaign, record.form)
+        try:
+            sealed = envelope.parse(record.envelope)
+            doc = envelope.open_envelope(sealed, private.key, envelope.info(*place))
+        except envelope.EnvelopeError as exc:
+            failures.append(f"{record.id} ({record.campaign}/{record.form}): {exc}")
+            tally["failed"] += 1
+            continue
+        answers = doc["answers"]
+        definition = forms.get(place)
+        notes = []
+        if definition is None:
+            notes.append("no form definition in the bundle")
+        else:
+            problems = definition.check(answers)
+            notes += [f"{name}: {message}" for name, message in problems.items()]
+            if doc.get("form_version") != definition.version:
+                notes.append(f"made under form version {doc.get('form_version')}")
+        sheet = sheets.setdefault(place, sheet_for(definition, answers))
+        row = [cell(answers.get(name)) for name in sheet.columns]
+        row += [record.received_on, record.sealed_by, record.id, cell("; ".join(notes))]
+        sheet.rows.append(row)
+        tally["opened"] += 1
+        tally[record.sealed_by] += 1
+        tally["flagged"] += bool(notes)
+        if n % step == 0 or n == len(records):
+            print(f"\rOpened {n} of {len(records)} records", end="", file=sys.stderr)
+    if records:
+        print(file=sys.stderr)
+    return sheets, tally, failures
+
+
+def write_outputs(
+    out: Path, sheets: dict, tally: Counter, failures: list[str], private: keys.PrivateKey, bundle_key_ids: set[str]
+) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    targets = {place: out / f"{place[0]}-{place[1]}.csv" for place in sheets}
+    clash = [p for p in [*targets.values(), out / "summary.txt"] if p.exists()]
+    if clash:
+        raise Refusal(f"{clash[0]} already exists; choose a new --out folder so nothing is overwritten")
+    os.umask(0o077)
+    written = []
+    for place, sheet in sorted(sheets.items()):
+        with targets[place].open("w", encoding="utf-8-sig", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow([*sheet.labels, *TRAILING_COLUMNS])
+            writer.writerows(sheet.rows)
+        written.append(targets[place])
+    lines = [
+        "Papillon export opened",
+        f"Key used: {private.name} ({private.fingerprint})",
+        f"Records opened: {tally['opened']} (sealed in the browser: {tally['browser']}, on the server: {tally['server']})",
+        f"Records that could not be opened: {tally['failed']}",
+        f"Records with answers that do not fit their form (see the Check column): {tally['flagged']}",
+        "",
+        *(f"{p.name}: {len(sheets[place].rows)} row(s)" for place, p in sorted(targets.items())),
+    ]
+    if private.key_id not in bundle_key_ids:
+        lines.append("Note: the server did not list this key when it exported; records may be sealed to other keys.")
+    if failures:
+        lines += ["", "Not opened:", *failures]
+    summary = out / "summary.txt"
+    summary.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    written.append(summary)
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Open Papillon export bundles offline and write spreadsheets.")
+    parser.add_argument("bundles", nargs="+", type=Path, metavar="BUNDLE", help="export bundle file(s)")
+    parser.add_argument("--key", required=True, type=Path, help="your private key file (NAME.key)")
+    parser.add_argument("--out", required=True, type=Path, help="folder for the CSV files and summary")
+    parser.add_argument("--passphrase-file", type=Path, help="read the passphrase from the first line of this file")
+    args = parser.parse_args(argv)
+    try:
+        records, definitions, bundle_key_ids = read_bundles(args.bundles)
+        private = load_private(args.key, args.passphrase_file)
+        sheets, tally, failures = open_all(records, definitions, private)
+        written = write_outputs(args.out, sheets, tally, failures, private, bundle_key_ids)
+    except Refusal as exc:
+        print(f"decrypt: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"decrypt: cannot write the output: {exc}", file=sys.stderr)
+        return 2
+    for path in written:
+        print(f"Wrote {path}")
+    print(f"Opened {tally['opened']} record(s); {tally['failed']} could not be opened.")
+    return 1 if tally["failed"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
