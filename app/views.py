@@ -21,7 +21,7 @@ STATUS_MESSAGES = {
     404: "There is no page at this address.",
     405: "This page cannot be used that way.",
     413: "What you sent is larger than this site accepts, so nothing was stored. Please shorten your answers.",
-    429: "Too many tries from your connection just now. Nothing is wrong with you: please wait a few minutes, then try again.",
+    429: "Too many tries from your connection just now. Please wait a few minutes, then try again.",
     500: "Something went wrong on our side. Nothing you typed was kept. Please try again later.",
 }
 
@@ -97,6 +97,8 @@ def _render_form(campaign: Campaign, form: Form, wtf: AnswersForm, status: int =
         "locale": campaign.language,
         "keys": [{"key_id": k.key_id, "public_key": k.to_b64()} for k in keys],
         "pad_block": envelope.PAD_BLOCK,
+        "fields": [{"name": f.name, "type": f.type} for f in form.fields],
+        "honeypot": wtf.honeypot_name,
     }
     return (
         render_template(

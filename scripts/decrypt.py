@@ -161,7 +161,8 @@ def write_outputs(
     lines = [
         "Papillon export opened",
         f"Key used: {private.name} ({private.fingerprint})",
-        f"Records opened: {tally['opened']} (sealed in the browser: {tally['browser']}, on the server: {tally['server']})",
+        f"Records opened: {tally['opened']}",
+        f"  sealed in the browser: {tally['browser']}, sealed on arrival at the server: {tally['server']}",
         f"Records that could not be opened: {tally['failed']}",
         f"Records with answers that do not fit their form (see the Check column): {tally['flagged']}",
         "",
