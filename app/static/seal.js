@@ -1,0 +1,216 @@
+// Seals the answers in the browser with HPKE (RFC 9180): DHKEM(X25519, HKDF-SHA256),
+// HKDF-SHA256, AES-128-GCM, base mode. WebCrypto only; papillon/envelope.py opens the result.
+"use strict";
+(() => {
+  const subtle = () => globalThis.crypto.subtle;
+  const utf8 = (s) => new TextEncoder().encode(s);
+  const EMPTY = new Uint8Array(0);
+  const V1 = utf8("HPKE-v1");
+  const KEM = concat(utf8("KEM"), [0, 0x20]);
+  const SUITE = concat(utf8("HPKE"), [0, 0x20, 0, 1, 0, 1]);
+  const X25519 = { name: "X25519" };
+
+  function concat(...parts) {
+    const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+    let at = 0;
+    for (const p of parts) {
+      out.set(p, at);
+      at += p.length;
+    }
+    return out;
+  }
+
+  function toB64(bytes) {
+    let s = "";
+    for (const b of bytes) s += String.fromCharCode(b);
+    return btoa(s);
+  }
+
+  const fromB64 = (s) => Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
+
+  async function hmac(key, data) {
+    // WebCrypto refuses an empty HMAC key; HMAC pads keys with zeros, so HashLen zeros is the same key.
+    const k = await subtle().importKey("raw", key.length ? key : new Uint8Array(32),
+      { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+    return new Uint8Array(await subtle().sign("HMAC", k, data));
+  }
+
+  const labeledExtract = (suite, salt, label, ikm) => hmac(salt, concat(V1, suite, utf8(label), ikm));
+
+  async function labeledExpand(suite, prk, label, info, length) {
+    const data = concat([length >> 8, length & 255], V1, suite, utf8(label), info);
+    let block = EMPTY;
+    let out = EMPTY;
+    for (let i = 1; out.length < length; i++) {
+      block = await hmac(prk, concat(block, data, [i]));
+      out = concat(out, block);
+    }
+    return out.slice(0, length);
+  }
+
+  async function encap(publicKeyRaw, ephemeral) {
+    const eph = ephemeral || (await subtle().generateKey(X25519, false, ["deriveBits"]));
+    const pkR = await subtle().importKey("raw", publicKeyRaw, X25519, false, []);
+    const dh = new Uint8Array(await subtle().deriveBits({ name: "X25519", public: pkR }, eph.privateKey, 256));
+    if (dh.every((b) => b === 0)) throw new Error("invalid recipient key");
+    const enc = new Uint8Array(await subtle().exportKey("raw", eph.publicKey));
+    const prk = await labeledExtract(KEM, EMPTY, "eae_prk", dh);
+    const sharedSecret = await labeledExpand(KEM, prk, "shared_secret", concat(enc, publicKeyRaw), 32);
+    return { enc, sharedSecret };
+  }
+
+  async function keySchedule(sharedSecret, info) {
+    const context = concat([0],
+      await labeledExtract(SUITE, EMPTY, "psk_id_hash", EMPTY),
+      await labeledExtract(SUITE, EMPTY, "info_hash", info));
+    const secret = await labeledExtract(SUITE, sharedSecret, "secret", EMPTY);
+    return {
+      context,
+      secret,
+      key: await labeledExpand(SUITE, secret, "key", context, 16),
+      baseNonce: await labeledExpand(SUITE, secret, "base_nonce", context, 12),
+    };
+  }
+
+  async function aesSeal(key, nonce, aad, plaintext) {
+    const k = await subtle().importKey("raw", key, "AES-GCM", false, ["encrypt"]);
+    return new Uint8Array(await subtle().encrypt({ name: "AES-GCM", iv: nonce, additionalData: aad }, k, plaintext));
+  }
+
+  // Single shot: one message at sequence 0, so the nonce is the base nonce. The aad stays empty
+  // because `info` already binds the envelope to its campaign and form.
+  async function seal(publicKeyRaw, info, plaintext, ephemeral) {
+    const { enc, sharedSecret } = await encap(publicKeyRaw, ephemeral);
+    const { key, baseNonce } = await keySchedule(sharedSecret, info);
+    return concat(enc, await aesSeal(key, baseNonce, EMPTY, plaintext));
+  }
+
+  // Trailing spaces are JSON white space, so padding needs no length field.
+  function pad(bytes, block) {
+    const out = new Uint8Array(Math.max(1, Math.ceil(bytes.length / block)) * block).fill(0x20);
+    out.set(bytes);
+    return out;
+  }
+
+  const plaintext = (config, answers) =>
+    pad(utf8(JSON.stringify({ answers, form_version: config.form_version, locale: config.locale })),
+      config.pad_block || 512);
+
+  async function buildEnvelope(config, answers) {
+    if (!config.keys || !config.keys.length) throw new Error("no organizer key");
+    const data = plaintext(config, answers);
+    const info = utf8(config.info);
+    const recipients = [];
+    for (const k of config.keys) {
+      recipients.push({ key_id: k.key_id, sealed: toB64(await seal(fromB64(k.public_key), info, data)) });
+    }
+    return JSON.stringify({ version: 1, recipients });
+  }
+
+  async function supportsX25519() {
+    try {
+      const pair = await subtle().generateKey(X25519, false, ["deriveBits"]);
+      await subtle().deriveBits({ name: "X25519", public: pair.publicKey }, pair.privateKey, 256);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  // Controls are read through querySelectorAll and attributes through getAttribute because a
+  // control named like a form property (a field called "action") shadows that property.
+  const controlsNamed = (form, name) => Array.from(form.querySelectorAll("[name]")).filter((el) => el.name === name);
+
+  // The same shape as AnswersForm.answers() on the server: text trimmed with LF line breaks.
+  function collect(form, fields) {
+    const answers = {};
+    for (const { name, type } of fields) {
+      const controls = controlsNamed(form, name);
+      const checked = controls.filter((el) => el.checked).map((el) => el.value);
+      if (type === "consent") answers[name] = controls.some((el) => el.checked);
+      else if (type === "multiple_choice") answers[name] = checked;
+      else if (type === "single_choice") answers[name] = checked[0] || "";
+      else answers[name] = (controls[0] ? controls[0].value : "").replace(/\r\n?/g, "\n").trim();
+    }
+    return answers;
+  }
+
+  function enhance(form, status) {
+    const config = JSON.parse(form.getAttribute("data-seal"));
+    const value = (name) => (controlsNamed(form, name)[0] || { value: "" }).value;
+    const say = (text, error) => {
+      status.textContent = text;
+      status.classList.toggle("error", !!error);
+      status.hidden = false;
+    };
+    const buttons = (disabled) => {
+      for (const b of form.querySelectorAll("[type=submit]")) b.disabled = disabled;
+    };
+    const fail = (text) => {
+      say(text, true);
+      buttons(false);
+    };
+    say("Your answers are sealed in this browser before they leave it; only the organizers can open them.");
+
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      if (!form.checkValidity()) {
+        form.reportValidity();
+        return;
+      }
+      buttons(true);
+      say("Sealing and sending your answers…");
+      let envelope;
+      try {
+        envelope = await buildEnvelope(config, collect(form, config.fields));
+      } catch {
+        // Fail closed: once sealing was promised, the typed answers are never sent as they are.
+        return fail("Your answers could not be sealed in this browser, so nothing was sent. "
+          + "Please reload the page and try again.");
+      }
+      const body = new URLSearchParams({
+        csrf_token: value("csrf_token"),
+        submission_id: value("submission_id"),
+        envelope,
+        [config.honeypot]: value(config.honeypot),
+      });
+      let response;
+      try {
+        response = await fetch(form.getAttribute("action"), {
+          method: "POST", body, headers: { Accept: "application/json" },
+          credentials: "same-origin", redirect: "follow",
+        });
+      } catch {
+        // The submission id stays the same, so a retry cannot store the answers twice.
+        return fail("Your answers could not be sent: the connection failed. Nothing you typed was lost "
+          + "on this page. Please try again; they will be stored only once.");
+      }
+      // The server answers a stored record with a redirect to the thank-you page.
+      if (response.ok && response.redirected) return location.assign(response.url);
+      const reply = await response.json().catch(() => ({}));
+      fail(typeof reply.error === "string" && reply.error ? reply.error
+        : "Your answers were not stored. Nothing you typed was lost on this page. Please try again.");
+    });
+  }
+
+  const api = { seal, pad, plaintext, buildEnvelope, supportsX25519, collect,
+    _encap: encap, _keySchedule: keySchedule, _aesSeal: aesSeal };
+
+  if (typeof document !== "undefined") {
+    const form = document.querySelector("form[data-seal]");
+    const status = document.getElementById("seal-status");
+    if (form && status) {
+      supportsX25519().then((ok) => {
+        if (ok) enhance(form, status);
+        else {
+          status.textContent = "This browser cannot seal your answers itself: "
+            + "they will be sealed the moment they reach our server.";
+          status.hidden = false;
+        }
+      });
+    }
+  }
+
+  if (typeof module !== "undefined" && module.exports) module.exports = api;
+  else globalThis.PapillonSeal = api;
+})();

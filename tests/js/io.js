@@ -1,0 +1,29 @@
+// Shared by the harness scripts: JSON in on stdin, JSON out on stdout, hex and base64 helpers.
+"use strict";
+
+if (!globalThis.crypto || !globalThis.crypto.subtle) {
+  process.stderr.write("this node has no globalThis.crypto.subtle; node 20 or later is required\n");
+  process.exit(2);
+}
+
+const hex = (bytes) => Buffer.from(bytes).toString("hex");
+const unhex = (text) => new Uint8Array(Buffer.from(text, "hex"));
+const b64url = (text) => Buffer.from(text, "hex").toString("base64url");
+
+async function readInput() {
+  const chunks = [];
+  for await (const chunk of process.stdin) chunks.push(chunk);
+  return JSON.parse(Buffer.concat(chunks).toString("utf8"));
+}
+
+function main(run) {
+  readInput()
+    .then(run)
+    .then((result) => process.stdout.write(JSON.stringify(result)))
+    .catch((error) => {
+      process.stderr.write(`${error && error.stack ? error.stack : error}\n`);
+      process.exit(1);
+    });
+}
+
+module.exports = { hex, unhex, b64url, main };
