@@ -7,12 +7,14 @@ from pathlib import Path
 
 import click
 from flask import Flask, current_app
+from flask.cli import with_appcontext
 
 from app.storage import db
 from papillon import bundle
 
 
 @click.command("init-db")
+@with_appcontext
 def init_db() -> None:
     """Create the tables if they do not exist yet (safe to run again)."""
     db.create_schema()
@@ -23,6 +25,7 @@ def init_db() -> None:
 @click.option(
     "--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Bundle file to write."
 )
+@with_appcontext
 def export(out: Path) -> None:
     """Write every record not yet exported to a bundle, then mark those records exported."""
     if out.exists():
@@ -61,6 +64,7 @@ def export(out: Path) -> None:
 
 @click.command("purge")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@with_appcontext
 def purge(yes: bool) -> None:
     """Delete the records already exported; records not yet exported are never touched."""
     if not yes:
@@ -69,6 +73,7 @@ def purge(yes: bool) -> None:
 
 
 @click.command("status")
+@with_appcontext
 def status() -> None:
     """How many records each form holds, exported or waiting."""
     counts = db.counts()

@@ -41,7 +41,7 @@ def _wtf_field(field: c.Field) -> Field:
             kw["pattern"] = field.pattern
         kw["autocomplete"] = AUTOCOMPLETE.get(field.type, "off")
     args = {"label": field.label, "description": field.help, "render_kw": kw}
-    choices = [(choice, choice) for choice in field.choices]
+    choices = list(field.choices)  # plain strings: WTForms 3.4 drops (value, label) tuples
     if field.type == c.LONG_TEXT:
         return TextAreaField(**args)
     if field.type == c.SINGLE_CHOICE:

@@ -129,6 +129,8 @@ def open_all(
             if doc.get("form_version") != definition.version:
                 notes.append(f"made under form version {doc.get('form_version')}")
         sheet = sheets.setdefault(place, sheet_for(definition, answers))
+        # An answer with no column of its own is kept in the Check column rather than lost.
+        notes += [f"{name} (no column): {cell(answers[name])}" for name in answers if name not in sheet.columns]
         row = [cell(answers.get(name)) for name in sheet.columns]
         row += [record.received_on, record.sealed_by, record.id, cell("; ".join(notes))]
         sheet.rows.append(row)
@@ -142,18 +144,22 @@ def open_all(
     return sheets, tally, failures
 
 
+def owner_only(path: str, flags: int) -> int:
+    """Open for ``open(opener=...)`` so that plaintext files are readable by their owner alone."""
+    return os.open(path, flags, 0o600)
+
+
 def write_outputs(
     out: Path, sheets: dict, tally: Counter, failures: list[str], private: keys.PrivateKey, bundle_key_ids: set[str]
 ) -> list[Path]:
-    out.mkdir(parents=True, exist_ok=True)
+    out.mkdir(mode=0o700, parents=True, exist_ok=True)
     targets = {place: out / f"{place[0]}-{place[1]}.csv" for place in sheets}
     clash = [p for p in [*targets.values(), out / "summary.txt"] if p.exists()]
     if clash:
         raise Refusal(f"{clash[0]} already exists; choose a new --out folder so nothing is overwritten")
-    os.umask(0o077)
     written = []
     for place, sheet in sorted(sheets.items()):
-        with targets[place].open("w", encoding="utf-8-sig", newline="") as fh:
+        with open(targets[place], "x", encoding="utf-8-sig", newline="", opener=owner_only) as fh:
             writer = csv.writer(fh)
             writer.writerow([*sheet.labels, *TRAILING_COLUMNS])
             writer.writerows(sheet.rows)
@@ -173,7 +179,8 @@ def write_outputs(
     if failures:
         lines += ["", "Not opened:", *failures]
     summary = out / "summary.txt"
-    summary.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with open(summary, "x", encoding="utf-8", opener=owner_only) as fh:
+        fh.write("\n".join(lines) + "\n")
     written.append(summary)
     return written
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
+import sys
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
+import nacl.pwhash
 import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from flask import Flask
@@ -18,6 +22,8 @@ from papillon import keys
 
 TOKEN = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 SUBMISSION = re.compile(r'name="submission_id" type="hidden" value="([^"]+)"')
+ROOT = Path(__file__).resolve().parent.parent
+PASSPHRASE = "a test passphrase, long enough"
 
 
 @pytest.fixture(scope="session")
@@ -63,6 +69,17 @@ def runner(app: Flask) -> FlaskCliRunner:
     return app.test_cli_runner()
 
 
+def form_data(answers: dict[str, object]) -> dict[str, object]:
+    """Answers as a browser posts them: a ticked box as "y", an unticked one left out, a list as repeated values."""
+    data: dict[str, object] = {}
+    for name, value in answers.items():
+        if value is True:
+            data[name] = "y"
+        elif value is not False:
+            data[name] = value
+    return data
+
+
 def form_tokens(html: str) -> dict[str, str]:
     """The hidden values a real page carries: the CSRF token and the submission id."""
     return {"csrf_token": TOKEN.search(html).group(1), "submission_id": SUBMISSION.search(html).group(1)}
@@ -75,7 +92,43 @@ def submit(client: FlaskClient) -> Callable[..., TestResponse]:
     def post(campaign: str, form: str, answers: dict[str, object], **overrides: str) -> TestResponse:
         page = client.get(f"/{campaign}/{form}")
         assert page.status_code == 200
-        data = {**form_tokens(page.get_data(as_text=True)), **answers, **overrides}
+        data = {**form_tokens(page.get_data(as_text=True)), **form_data(answers), **overrides}
         return client.post(f"/{campaign}/{form}", data=data)
 
     return post
+
+
+@pytest.fixture(scope="session")
+def organizer_key_file(tmp_path_factory: pytest.TempPathFactory, organizer_key: X25519PrivateKey) -> Path:
+    """The organizer's private key file as the laptop holds it, with ``passphrase.txt`` beside it.
+
+    Sealed with the cheapest argon2id settings so the tests stay fast.
+    """
+    folder = tmp_path_factory.mktemp("laptop")
+    key_path = folder / "organizer.key"
+    key_path.write_text(
+        keys.dumps_private(
+            "organizer",
+            organizer_key,
+            PASSPHRASE.encode(),
+            opslimit=nacl.pwhash.argon2id.OPSLIMIT_MIN,
+            memlimit=nacl.pwhash.argon2id.MEMLIMIT_MIN,
+        )
+    )
+    (folder / "passphrase.txt").write_text(PASSPHRASE + "\n")
+    return key_path
+
+
+@pytest.fixture
+def script() -> Callable[[str], ModuleType]:
+    """Load a staff script from ``scripts/`` as a module, so a test can call its ``main`` in-process."""
+
+    def load(name: str) -> ModuleType:
+        module_name = f"papillon_script_{name}"
+        spec = importlib.util.spec_from_file_location(module_name, ROOT / "scripts" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module  # dataclasses look their module up while the class is built
+        spec.loader.exec_module(module)
+        return module
+
+    return load

@@ -1,0 +1,383 @@
+"""Campaign definitions: the shipped files, their verbatim texts, load errors and the answer rules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from papillon import campaigns as c
+from papillon.campaigns import CampaignError, Field, Form
+
+CAMPAIGNS_DIR = Path(__file__).resolve().parent.parent / "app" / "campaigns"
+
+# Verbatim from the organizers' published texts (their typos and non-breaking spaces included).
+DECLARATION_PREAMBLE = [
+    "We, undersigned, join the Butterfly (Asian and Migrant Sex Workers Support Network) in building a community "
+    "of allies who support the rights of migrant sex workers.",
+    "Migrant sex workers are harmed daily by criminalization, racial profiling, surveillance, over policing, "
+    "stigmatization, and consequential discrimination that compound human rights violations against migrant "
+    "communities working in the sex industry.",
+    "We recognize sex work as work. Sex workers\u2019 labour and human rights should be protect and respected, "
+    "migrant sex workers should be afforded all legal protections.",
+    "We are making 8 Call for Justice to promote racial and migrant justice of migrant sex workers and protect "
+    "their human and labour rights:",
+]
+CALLS_FOR_JUSTICE = [
+    "(1) Full Decriminalization of Sex Work: Remove all criminal laws specific to sex work and related activities "
+    "(including sex workers, clients, and third parties);",
+    "(2) Sex Work is Work: Eliminate discrimination against sex workers. Elimination of immigration prohibitions "
+    "on migrants who engage in sex work and related industries;",
+    "(3) Rights Not Rescue: An end to policing, racial and social profiling and the use of criminal or rescue models;",
+    "(4) Sex Work is Not Trafficking: Review existing anti-trafficking policies and programs that conflate sex work "
+    "with human trafficking, and revise policies to remove assumptions that sex work is a form of trafficking or "
+    "sexual exploitation;",
+    "(5) Fight Racism: Create education campaigns to dispel of the racism \u00a0which lead to profiling and "
+    "discrimination. Adopt an intersectional equity lens towards all law and policy making addressing inequality "
+    "and structural oppression, including racism, xenophobia, whorephobia, sexism, and classism;",
+    "(6) No Cops at Workplaces: Stop using anti-trafficking initiatives to justify the intrusion of law enforcement "
+    "in places where sex work happens, including indoor sex work businesses;",
+    "(7) Status for All: Full and permanent immigration status for all: Immediately ensure full immigration status "
+    "for all migrant sex workers in Canada, without exception; and",
+    "(8) Access Without Fear: Guarantee access without fear to all municipal, provincial and federal services, "
+    "rights and protection to migrant sex workers.",
+]
+OPEN_LETTER_SENTENCES = [
+    "Asian and migrant workers in massage parlours, sex workers, and allies stand together to condemn racist attacks "
+    "from some anti-trafficking organizations,",
+    "These pro-carceral anti-trafficking organizations must stop trying to shut down massage parlours/body rub "
+    "parlours, \u00a0and stop advocating for the further criminalization of sex work \u2014 increasing surveillance,",
+    "We therefore call on these harmful anti-trafficking organizations to immediately stop anti-Asian racism and "
+    "discrimination and state-sanctioned violence against Asian massage parlours and Asian sex workers. They must "
+    "not conflate sex work with human trafficking.",
+]
+PROVINCES_AND_TERRITORIES = [
+    "Alberta",
+    "British Columbia",
+    "Manitoba",
+    "New Brunswick",
+    "Newfoundland and Labrador",
+    "Northwest Territories",
+    "Nova Scotia",
+    "Nunavut",
+    "Ontario",
+    "Prince Edward Island",
+    "Quebec",
+    "Saskatchewan",
+    "Yukon",
+]
+IDENTITY_TYPES = {c.EMAIL, c.PHONE, c.POSTAL_CODE}
+
+
+@pytest.fixture(scope="module")
+def shipped() -> dict[str, c.Campaign]:
+    return c.load_dir(CAMPAIGNS_DIR)
+
+
+def types(form: Form) -> dict[str, str]:
+    return {f.name: f.type for f in form.fields}
+
+
+def write_campaign(folder: Path, text: str, name: str = "demo") -> Path:
+    path = folder / f"{name}.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+MINIMAL = """
+slug = "demo"
+title = "Demo"
+body = "Some text."
+
+[[forms]]
+slug = "sign"
+title = "Sign"
+{fields}
+"""
+TEXT_FIELD = """
+[[forms.fields]]
+name = "name"
+type = "text"
+label = "Name"
+"""
+
+
+# --- the shipped campaigns ---------------------------------------------------------------
+
+
+def test_both_shipped_campaign_files_load(shipped):
+    assert set(shipped) == {"declaration", "open-letter"}
+    assert set(shipped["declaration"].forms) == {"sign"}
+    assert set(shipped["open-letter"].forms) == {"sign", "testimony"}
+
+
+def test_declaration_preamble_is_verbatim(shipped):
+    body = shipped["declaration"].body
+    for sentence in DECLARATION_PREAMBLE:
+        assert sentence in body
+    assert shipped["declaration"].title == "Declaration of Support: Justice for Migrant Sex Workers (Please sign)"
+
+
+def test_declaration_has_all_eight_calls_for_justice_verbatim_as_paragraphs(shipped):
+    paragraphs = shipped["declaration"].paragraphs()
+    for call in CALLS_FOR_JUSTICE:
+        assert call in paragraphs
+    positions = [paragraphs.index(call) for call in CALLS_FOR_JUSTICE]
+    assert positions == sorted(positions)
+
+
+def test_open_letter_text_is_verbatim(shipped):
+    body = shipped["open-letter"].body
+    for sentence in OPEN_LETTER_SENTENCES:
+        assert sentence in body
+    assert "HIV Legal Network" in body
+
+
+def test_declaration_province_field_lists_all_thirteen_provinces_and_territories(shipped):
+    province = next(f for f in shipped["declaration"].forms["sign"].fields if f.name == "province")
+    assert province.type == c.SINGLE_CHOICE
+    for name in PROVINCES_AND_TERRITORIES:
+        assert name in province.choices
+    assert len(set(province.choices) & set(PROVINCES_AND_TERRITORIES)) == 13
+
+
+def test_declaration_sign_form_has_every_seed_field(shipped):
+    assert types(shipped["declaration"].forms["sign"]) == {
+        "signing_as": c.SINGLE_CHOICE,
+        "name": c.TEXT,
+        "position": c.TEXT,
+        "organization": c.TEXT,
+        "phone": c.PHONE,
+        "areas_of_focus": c.MULTIPLE_CHOICE,
+        "postal_code": c.POSTAL_CODE,
+        "province": c.SINGLE_CHOICE,
+        "other_country_city": c.TEXT,
+        "receive_information": c.SINGLE_CHOICE,
+    }
+
+
+def test_open_letter_sign_form_has_every_seed_field(shipped):
+    assert types(shipped["open-letter"].forms["sign"]) == {
+        "signing_as": c.SINGLE_CHOICE,
+        "organization_name": c.TEXT,
+        "name": c.TEXT,
+        "email": c.EMAIL,
+        "postal_code": c.POSTAL_CODE,
+        "organization_type": c.SINGLE_CHOICE,
+        "actions": c.MULTIPLE_CHOICE,
+        "known_harms": c.LONG_TEXT,
+        "comment": c.LONG_TEXT,
+    }
+
+
+def test_open_letter_testimony_form_asks_nothing_that_identifies(shipped):
+    form = shipped["open-letter"].forms["testimony"]
+    assert form.fields
+    assert not {f.type for f in form.fields} & IDENTITY_TYPES
+    for f in form.fields:
+        assert f.name not in {"name", "email", "phone", "postal_code"}
+        assert "name" not in f.name
+
+
+def test_shipped_campaigns_keep_their_source_for_the_export_bundle(shipped):
+    for campaign in shipped.values():
+        rebuilt = c.from_dict(campaign.source, "bundle copy")
+        assert rebuilt.forms == campaign.forms
+        assert rebuilt.body == campaign.body
+
+
+# --- load errors name the file and the field ---------------------------------------------
+
+
+def test_bad_toml_is_refused_naming_the_file(tmp_path):
+    path = write_campaign(tmp_path, 'slug = "demo"\ntitle = \n')
+    with pytest.raises(CampaignError, match="not valid TOML") as err:
+        c.load_file(path)
+    assert str(path) in str(err.value)
+
+
+def test_unknown_field_type_is_refused_naming_the_file_and_field(tmp_path):
+    path = write_campaign(tmp_path, MINIMAL.format(fields=TEXT_FIELD.replace('"text"', '"signature"')))
+    with pytest.raises(CampaignError) as err:
+        c.load_file(path)
+    message = str(err.value)
+    assert str(path) in message
+    assert "forms[0].fields[0].type" in message
+    assert "signature" in message
+
+
+def test_duplicate_field_name_is_refused_naming_the_file_and_field(tmp_path):
+    path = write_campaign(tmp_path, MINIMAL.format(fields=TEXT_FIELD + TEXT_FIELD))
+    with pytest.raises(CampaignError) as err:
+        c.load_file(path)
+    message = str(err.value)
+    assert str(path) in message
+    assert "forms[0].fields" in message
+    assert "'name' is used twice" in message
+
+
+def test_choice_field_without_choices_is_refused_naming_the_file_and_field(tmp_path):
+    fields = '\n[[forms.fields]]\nname = "pick"\ntype = "single_choice"\nlabel = "Pick"\n'
+    path = write_campaign(tmp_path, MINIMAL.format(fields=fields))
+    with pytest.raises(CampaignError) as err:
+        c.load_file(path)
+    message = str(err.value)
+    assert str(path) in message
+    assert "forms[0].fields[0].choices" in message
+
+
+def test_slug_not_matching_the_file_name_is_refused(tmp_path):
+    path = write_campaign(tmp_path, MINIMAL.format(fields=TEXT_FIELD), name="other")
+    with pytest.raises(CampaignError) as err:
+        c.load_file(path)
+    message = str(err.value)
+    assert str(path) in message
+    assert "slug" in message
+    assert "'other'" in message
+
+
+def test_empty_campaigns_folder_is_refused_naming_the_folder(tmp_path):
+    (tmp_path / "notes.txt").write_text("not a campaign")
+    with pytest.raises(CampaignError, match="no campaign file") as err:
+        c.load_dir(tmp_path)
+    assert str(tmp_path) in str(err.value)
+
+
+def test_unknown_setting_in_a_field_is_refused(tmp_path):
+    path = write_campaign(tmp_path, MINIMAL.format(fields=TEXT_FIELD + 'colour = "red"\n'))
+    with pytest.raises(CampaignError, match=r"forms\[0\]\.fields\[0\]\.colour: unknown setting") as err:
+        c.load_file(path)
+    assert str(path) in str(err.value)
+
+
+def test_missing_label_is_refused_naming_the_field(tmp_path):
+    fields = '\n[[forms.fields]]\nname = "name"\ntype = "text"\n'
+    path = write_campaign(tmp_path, MINIMAL.format(fields=fields))
+    with pytest.raises(CampaignError, match=r"forms\[0\]\.fields\[0\]\.label: missing"):
+        c.load_file(path)
+
+
+def test_a_valid_minimal_campaign_loads_from_a_folder(tmp_path):
+    write_campaign(tmp_path, MINIMAL.format(fields=TEXT_FIELD))
+    loaded = c.load_dir(tmp_path)
+    field = loaded["demo"].forms["sign"].fields[0]
+    assert field == Field(name="name", type=c.TEXT, label="Name", max_length=c.DEFAULT_MAX_LENGTH[c.TEXT])
+
+
+# --- Field.check for every type ----------------------------------------------------------
+
+
+def test_text_field_check_required_length_and_characters():
+    field = Field(name="name", type=c.TEXT, label="Name", required=True, max_length=10)
+    assert field.check("Ada") is None
+    assert field.check("\u738b\u5c0f\u660e") is None
+    assert field.check("") == "This field is required."
+    assert field.check("x" * 10) is None
+    assert "under 10 characters" in field.check("x" * 11)
+    assert field.check("a\x00b") is not None
+    assert field.check("line\nbreak") is not None
+    assert field.check("tab\there") is not None
+    assert field.check(["Ada"]) is not None
+    assert Field(name="name", type=c.TEXT, label="Name", max_length=10).check("") is None
+
+
+def test_long_text_field_allows_line_breaks_but_not_control_characters():
+    field = Field(name="story", type=c.LONG_TEXT, label="Story", max_length=50)
+    assert field.check("first line\nsecond line\r\n\tindented") is None
+    assert field.check("bell\x07") is not None
+    assert field.check("escape\x1b[31m") is not None
+    assert field.check("delete\x7f") is not None
+    assert field.check("y" * 51) is not None
+
+
+def test_email_field_check_pattern():
+    field = Field(name="email", type=c.EMAIL, label="Email", max_length=254)
+    assert field.check("name@example.org") is None
+    assert field.check("") is None
+    for bad in ["name", "name@example", "na me@example.org", "@example.org", "a@b@example.org"]:
+        assert field.check(bad) == "Please give an email address such as name@example.org.", bad
+
+
+def test_phone_field_check_pattern():
+    field = Field(name="phone", type=c.PHONE, label="Phone", max_length=32)
+    for good in ["+1 (514) 555-0100", "514.555.0100", "12345"]:
+        assert field.check(good) is None, good
+    for bad in ["call me", "1234", "514-555-O100"]:
+        assert field.check(bad) is not None, bad
+
+
+def test_postal_code_field_check_pattern():
+    field = Field(name="postal_code", type=c.POSTAL_CODE, label="Postal code", max_length=12)
+    for good in ["H2X 1Y4", "h2x1y4", "90210", "SW1A-1AA"]:
+        assert field.check(good) is None, good
+    for bad in ["H", "H2X/1Y4", "H2X 1Y4 \u00e9"]:
+        assert field.check(bad) is not None, bad
+
+
+def test_single_choice_field_accepts_only_listed_choices():
+    field = Field(name="pick", type=c.SINGLE_CHOICE, label="Pick", required=True, choices=("Yes", "No"))
+    assert field.check("Yes") is None
+    assert field.check("Maybe") == "Please choose from the list."
+    assert field.check("yes") == "Please choose from the list."
+    assert field.check("") == "This field is required."
+    optional = Field(name="pick", type=c.SINGLE_CHOICE, label="Pick", choices=("Yes", "No"))
+    assert optional.check("") is None
+
+
+def test_multiple_choice_field_accepts_only_distinct_listed_choices():
+    field = Field(name="many", type=c.MULTIPLE_CHOICE, label="Many", choices=("A", "B", "C"))
+    assert field.check([]) is None
+    assert field.check(["A", "C"]) is None
+    assert field.check(["A", "D"]) == "Please choose from the list."
+    assert field.check(["A", "A"]) == "Please choose from the list."
+    assert field.check("A") == "Please choose from the list."
+    assert field.check([1]) == "Please choose from the list."
+    required = Field(name="many", type=c.MULTIPLE_CHOICE, label="Many", required=True, choices=("A", "B"))
+    assert required.check([]) == "Please choose at least one."
+    assert required.check(["B"]) is None
+
+
+def test_consent_field_check_requires_a_boolean_and_a_tick_when_required():
+    optional = Field(name="ok", type=c.CONSENT, label="OK")
+    assert optional.check(False) is None
+    assert optional.check(True) is None
+    assert optional.check("yes") is not None
+    required = Field(name="ok", type=c.CONSENT, label="OK", required=True)
+    assert required.check(True) is None
+    assert required.check(False) == "Please tick this box to go on."
+
+
+def test_empty_answer_matches_the_field_type():
+    assert Field(name="a", type=c.TEXT, label="A").empty() == ""
+    assert Field(name="a", type=c.MULTIPLE_CHOICE, label="A", choices=("x",)).empty() == []
+    assert Field(name="a", type=c.CONSENT, label="A").empty() is False
+
+
+# --- Form.check --------------------------------------------------------------------------
+
+
+def test_form_check_reports_unknown_fields():
+    form = Form(slug="f", title="F", fields=(Field(name="name", type=c.TEXT, label="Name", max_length=20),))
+    problems = form.check({"name": "Ada", "shoe_size": "42", "age": "30"})
+    assert problems == {"_form": "Unknown fields: age, shoe_size"}
+
+
+def test_form_check_treats_missing_answers_as_empty():
+    form = Form(
+        slug="f",
+        title="F",
+        fields=(
+            Field(name="name", type=c.TEXT, label="Name", required=True, max_length=20),
+            Field(name="note", type=c.TEXT, label="Note", max_length=20),
+        ),
+    )
+    assert form.check({}) == {"name": "This field is required."}
+    assert form.check({"name": "Ada"}) == {}
+
+
+def test_shipped_forms_accept_their_own_first_choices(shipped):
+    for campaign in shipped.values():
+        for form in campaign.forms.values():
+            answers = {f.name: f.choices[0] for f in form.fields if f.type == c.SINGLE_CHOICE}
+            answers |= {f.name: "Text" for f in form.fields if f.type in {c.TEXT, c.LONG_TEXT}}
+            assert form.check(answers) == {}, (campaign.slug, form.slug)

@@ -1,0 +1,173 @@
+"""Server-side staff commands: export to a bundle, purge what was exported, count what is waiting."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+from app.storage import db
+from papillon import bundle, envelope
+from papillon.keys import key_id, raw_public_bytes
+
+
+def store(app, n: int, campaign: str = "declaration", form: str = "sign", sealed_by: str = "server") -> str:
+    sid = f"{n:032x}"
+    with app.app_context():
+        assert db.store(id=sid, campaign=campaign, form=form, sealed_by=sealed_by, envelope=f'{{"n":{n}}}')
+    return sid
+
+
+def header(path) -> dict:
+    return json.loads(path.read_bytes().split(b"\n", 1)[0])
+
+
+def waiting(app) -> list[str]:
+    with app.app_context():
+        return [r.id for r in db.unexported()]
+
+
+def test_init_db_creates_the_tables_and_is_safe_to_run_again(runner, app):
+    for _ in range(2):
+        result = runner.invoke(args=["init-db"])
+        assert result.exit_code == 0, result.output
+        assert "Database ready." in result.output
+    store(app, 1)
+    assert runner.invoke(args=["init-db"]).exit_code == 0
+    assert waiting(app) == [f"{1:032x}"]
+
+
+def test_export_writes_a_bundle_with_header_records_and_campaign_definitions(runner, app, tmp_path, organizer_key):
+    ids = [store(app, 1), store(app, 2, "open-letter", "testimony", "browser")]
+    out = tmp_path / "export-1.papillon"
+    result = runner.invoke(args=["export", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "Exported 2 record(s)" in result.output
+    head = header(out)
+    assert head["count"] == 2
+    assert head["key_ids"] == [key_id(raw_public_bytes(organizer_key.public_key()))]
+    assert head["created_on"] == dt.datetime.now(dt.UTC).date().isoformat()
+    read = bundle.read(out)
+    assert sorted(read.campaigns) == ["declaration", "open-letter"]
+    campaigns = app.extensions["papillon.campaigns"]
+    assert read.campaigns["declaration"] == json.loads(json.dumps(campaigns["declaration"].source))
+    assert sorted(r.id for r in read.records) == ids
+    by_id = {r.id: r for r in read.records}
+    assert (by_id[ids[1]].campaign, by_id[ids[1]].form, by_id[ids[1]].sealed_by) == (
+        "open-letter",
+        "testimony",
+        "browser",
+    )
+    assert by_id[ids[0]].envelope == '{"n":1}'
+    assert by_id[ids[0]].received_on == dt.datetime.now(dt.UTC).date().isoformat()
+
+
+def test_export_carries_only_the_campaigns_it_holds(runner, app, tmp_path):
+    store(app, 1, "open-letter", "sign")
+    out = tmp_path / "export.papillon"
+    assert runner.invoke(args=["export", "--out", str(out)]).exit_code == 0
+    assert list(bundle.read(out).campaigns) == ["open-letter"]
+
+
+def test_export_marks_the_rows_exported(runner, app, tmp_path):
+    store(app, 1)
+    store(app, 2)
+    assert runner.invoke(args=["export", "--out", str(tmp_path / "a.papillon")]).exit_code == 0
+    assert waiting(app) == []
+    with app.app_context():
+        assert db.counts() == {("declaration", "sign", True): 2}
+
+
+def test_a_second_export_holds_only_new_rows(runner, app, tmp_path):
+    store(app, 1)
+    assert runner.invoke(args=["export", "--out", str(tmp_path / "a.papillon")]).exit_code == 0
+    new = store(app, 2)
+    result = runner.invoke(args=["export", "--out", str(tmp_path / "b.papillon")])
+    assert result.exit_code == 0, result.output
+    assert [r.id for r in bundle.read(tmp_path / "b.papillon").records] == [new]
+    assert header(tmp_path / "b.papillon")["count"] == 1
+
+
+def test_an_export_with_nothing_new_writes_an_empty_bundle(runner, app, tmp_path):
+    out = tmp_path / "empty.papillon"
+    result = runner.invoke(args=["export", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "Exported 0 record(s)" in result.output
+    assert bundle.read(out).records == []
+
+
+def test_export_refuses_to_overwrite_an_existing_file(runner, app, tmp_path):
+    store(app, 1)
+    out = tmp_path / "export.papillon"
+    out.write_bytes(b"an earlier bundle")
+    result = runner.invoke(args=["export", "--out", str(out)])
+    assert result.exit_code != 0
+    assert "already exists" in result.output
+    assert out.read_bytes() == b"an earlier bundle"
+    assert len(waiting(app)) == 1
+
+
+def test_export_refuses_a_missing_folder_and_marks_nothing(runner, app, tmp_path):
+    store(app, 1)
+    result = runner.invoke(args=["export", "--out", str(tmp_path / "nowhere" / "export.papillon")])
+    assert result.exit_code != 0
+    assert "is not a folder" in result.output
+    assert len(waiting(app)) == 1
+
+
+def test_export_requires_an_output_file(runner, app):
+    result = runner.invoke(args=["export"])
+    assert result.exit_code != 0
+    assert "--out" in result.output
+
+
+def test_purge_yes_deletes_only_exported_rows(runner, app, tmp_path):
+    store(app, 1)
+    assert runner.invoke(args=["export", "--out", str(tmp_path / "a.papillon")]).exit_code == 0
+    late = store(app, 2)
+    result = runner.invoke(args=["purge", "--yes"])
+    assert result.exit_code == 0, result.output
+    assert "Deleted 1 exported record(s)." in result.output
+    assert waiting(app) == [late]
+    with app.app_context():
+        assert db.counts() == {("declaration", "sign", False): 1}
+
+
+def test_purge_without_yes_asks_and_a_no_keeps_everything(runner, app, tmp_path):
+    store(app, 1)
+    assert runner.invoke(args=["export", "--out", str(tmp_path / "a.papillon")]).exit_code == 0
+    result = runner.invoke(args=["purge"], input="n\n")
+    assert result.exit_code != 0
+    with app.app_context():
+        assert db.counts() == {("declaration", "sign", True): 1}
+    result = runner.invoke(args=["purge"], input="y\n")
+    assert result.exit_code == 0
+    with app.app_context():
+        assert db.counts() == {}
+
+
+def test_status_counts_waiting_and_exported_rows_per_form(runner, app, tmp_path):
+    assert runner.invoke(args=["status"]).output == "No records.\n"
+    store(app, 1)
+    store(app, 2, "open-letter", "testimony")
+    store(app, 3, "open-letter", "testimony")
+    assert runner.invoke(args=["export", "--out", str(tmp_path / "a.papillon")]).exit_code == 0
+    store(app, 4, "open-letter", "testimony")
+    result = runner.invoke(args=["status"])
+    assert result.exit_code == 0
+    assert result.output.splitlines() == [
+        "declaration/sign: 1 exported",
+        "open-letter/testimony: 1 waiting for export",
+        "open-letter/testimony: 2 exported",
+    ]
+
+
+def test_exported_server_sealed_rows_still_open_from_the_bundle(runner, app, submit, tmp_path, organizer_key):
+    assert submit("open-letter", "testimony", {"what_happened": "Zqv from the bundle"}).status_code == 303
+    out = tmp_path / "export.papillon"
+    assert runner.invoke(args=["export", "--out", str(out)]).exit_code == 0
+    (record,) = bundle.read(out).records
+    doc = envelope.open_envelope(
+        envelope.parse(record.envelope), organizer_key, envelope.info("open-letter", "testimony")
+    )
+    assert doc["answers"]["what_happened"] == "Zqv from the bundle"
+    assert b"Zqv from the bundle" not in out.read_bytes()

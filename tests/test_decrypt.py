@@ -1,0 +1,432 @@
+"""scripts/decrypt.py: open bundles on the laptop into spreadsheet-safe CSV files and a summary."""
+
+from __future__ import annotations
+
+import csv
+import stat
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from conftest import ROOT
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+from papillon import bundle, campaigns, envelope, keys
+from papillon.keys import PublicKey, raw_public_bytes
+
+SHIPPED = {slug: c.source for slug, c in campaigns.load_dir(ROOT / "app" / "campaigns").items()}
+DECLARATION_LABELS = [f.label for f in campaigns.from_dict(SHIPPED["declaration"], "d").forms["sign"].fields]
+CHINESE, THAI, KOREAN = (
+    "\u738b\u5c0f\u660e",
+    "\u0e2a\u0e21\u0e0a\u0e32\u0e22 \u0e43\u0e08\u0e14\u0e35",
+    "\uae40\ubbfc\uc900",
+)
+
+
+@pytest.fixture
+def decrypt(script):
+    return script("decrypt")
+
+
+def public(private: X25519PrivateKey) -> PublicKey:
+    return PublicKey(name="k", raw=raw_public_bytes(private.public_key()))
+
+
+def record(n: int, private: X25519PrivateKey, campaign: str, form: str, answers: dict, **kw) -> bundle.Record:
+    place = kw.get("sealed_place", (campaign, form))
+    data = envelope.plaintext(answers, kw.get("version", 1), "en")
+    return bundle.Record(
+        id=f"{n:032x}",
+        campaign=campaign,
+        form=form,
+        received_on=kw.get("received_on", "2026-03-04"),
+        sealed_by=kw.get("sealed_by", "server"),
+        envelope=envelope.seal(data, [public(private)], envelope.info(*place)).to_json(),
+    )
+
+
+def write_bundle(path: Path, records: list[bundle.Record], private: X25519PrivateKey) -> Path:
+    used = {r.campaign for r in records}
+    bundle.write(
+        path,
+        records,
+        created_on="2026-03-05",
+        key_ids=[public(private).key_id],
+        campaigns={k: v for k, v in SHIPPED.items() if k in used},
+    )
+    return path
+
+
+def signer(name: str, **more) -> dict:
+    return {"signing_as": "An individual", "name": name, **more}
+
+
+def run(decrypt, bundles, key: Path, out: Path, passphrase_file: Path | None = None) -> int:
+    passphrase_file = passphrase_file or key.parent / "passphrase.txt"
+    args = [*map(str, bundles), "--key", str(key), "--out", str(out), "--passphrase-file", str(passphrase_file)]
+    return decrypt.main(args)
+
+
+def read_csv(path: Path) -> list[list[str]]:
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        return list(csv.reader(fh))
+
+
+@pytest.fixture
+def sample_bundle(tmp_path, organizer_key) -> Path:
+    records = [
+        record(1, organizer_key, "declaration", "sign", signer(CHINESE, areas_of_focus=["Labour rights", "Other"])),
+        record(2, organizer_key, "declaration", "sign", signer(THAI), sealed_by="browser"),
+        record(3, organizer_key, "open-letter", "testimony", {"what_happened": KOREAN, "may_share": True}),
+    ]
+    return write_bundle(tmp_path / "export.papillon", records, organizer_key)
+
+
+def test_decrypt_writes_one_csv_per_campaign_and_form(decrypt, sample_bundle, organizer_key_file, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert run(decrypt, [sample_bundle], organizer_key_file, out) == 0
+    assert sorted(p.name for p in out.iterdir()) == [
+        "declaration-sign.csv",
+        "open-letter-testimony.csv",
+        "summary.txt",
+    ]
+    assert "Opened 3 record(s); 0 could not be opened." in capsys.readouterr().out
+
+
+def test_decrypt_csv_starts_with_a_utf8_bom(decrypt, sample_bundle, organizer_key_file, tmp_path):
+    out = tmp_path / "out"
+    run(decrypt, [sample_bundle], organizer_key_file, out)
+    assert (out / "declaration-sign.csv").read_bytes().startswith(b"\xef\xbb\xbf")
+
+
+def test_decrypt_csv_has_a_column_per_field_in_form_order_then_date_and_sealing(
+    decrypt, sample_bundle, organizer_key_file, tmp_path
+):
+    out = tmp_path / "out"
+    run(decrypt, [sample_bundle], organizer_key_file, out)
+    header = read_csv(out / "declaration-sign.csv")[0]
+    n = len(DECLARATION_LABELS)
+    assert header[:n] == DECLARATION_LABELS
+    assert header[n:] == ["Date received", "Sealed by", "Record id", "Check"]
+
+
+def test_decrypt_keeps_chinese_thai_and_korean_text(decrypt, sample_bundle, organizer_key_file, tmp_path):
+    out = tmp_path / "out"
+    run(decrypt, [sample_bundle], organizer_key_file, out)
+    rows = read_csv(out / "declaration-sign.csv")[1:]
+    names = {row[DECLARATION_LABELS.index("Name (First Name and Last Name)")] for row in rows}
+    assert names == {CHINESE, THAI}
+    testimony = read_csv(out / "open-letter-testimony.csv")[1]
+    assert testimony[0] == KOREAN
+
+
+def test_decrypt_rows_carry_date_sealing_path_and_id(decrypt, sample_bundle, organizer_key_file, tmp_path):
+    out = tmp_path / "out"
+    run(decrypt, [sample_bundle], organizer_key_file, out)
+    rows = read_csv(out / "declaration-sign.csv")[1:]
+    tails = sorted(row[len(DECLARATION_LABELS) :] for row in rows)
+    assert tails == [["2026-03-04", "browser", f"{2:032x}", ""], ["2026-03-04", "server", f"{1:032x}", ""]]
+
+
+def test_decrypt_joins_lists_and_writes_consent_as_yes_or_no(decrypt, sample_bundle, organizer_key_file, tmp_path):
+    out = tmp_path / "out"
+    run(decrypt, [sample_bundle], organizer_key_file, out)
+    rows = read_csv(out / "declaration-sign.csv")[1:]
+    focus = DECLARATION_LABELS.index("Organization areas of focus")
+    assert sorted(row[focus] for row in rows) == ["", "Labour rights; Other"]
+    testimony_header, testimony = read_csv(out / "open-letter-testimony.csv")
+    assert (
+        testimony[testimony_header.index(next(h for h in testimony_header if h.startswith("You may share")))] == "yes"
+    )
+
+
+@pytest.mark.parametrize("dangerous", ['=HYPERLINK("http://evil.example","x")', "+1+1", "-2+3", "@SUM(A1)"])
+def test_decrypt_defuses_cells_that_a_spreadsheet_would_run(
+    decrypt, organizer_key, organizer_key_file, tmp_path, dangerous
+):
+    path = write_bundle(
+        tmp_path / "b.papillon",
+        [record(1, organizer_key, "declaration", "sign", signer(dangerous))],
+        organizer_key,
+    )
+    out = tmp_path / "out"
+    run(decrypt, [path], organizer_key_file, out)
+    row = read_csv(out / "declaration-sign.csv")[1]
+    assert row[DECLARATION_LABELS.index("Name (First Name and Last Name)")] == "'" + dangerous
+
+
+def test_decrypt_summary_counts(decrypt, sample_bundle, organizer_key, organizer_key_file, tmp_path):
+    out = tmp_path / "out"
+    run(decrypt, [sample_bundle], organizer_key_file, out)
+    summary = (out / "summary.txt").read_text(encoding="utf-8")
+    assert f"({public(organizer_key).fingerprint})" in summary
+    assert "Records opened: 3\n" in summary
+    assert "sealed in the browser: 1, sealed on arrival at the server: 2" in summary
+    assert "Records that could not be opened: 0" in summary
+    assert "(see the Check column): 0" in summary
+    assert "declaration-sign.csv: 2 row(s)" in summary
+    assert "open-letter-testimony.csv: 1 row(s)" in summary
+    for text in (CHINESE, THAI, KOREAN):
+        assert text not in summary
+
+
+def test_decrypt_outputs_are_readable_by_their_owner_only(decrypt, sample_bundle, organizer_key_file, tmp_path):
+    out = tmp_path / "out"
+    run(decrypt, [sample_bundle], organizer_key_file, out)
+    for path in out.iterdir():
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path.name
+
+
+def test_decrypt_flags_a_record_that_does_not_fit_its_form_instead_of_dropping_it(
+    decrypt, organizer_key, organizer_key_file, tmp_path
+):
+    misfit = signer("x" * 200, signing_as="A robot", shoe_size="42")
+    path = write_bundle(
+        tmp_path / "b.papillon",
+        [
+            record(1, organizer_key, "declaration", "sign", signer("Ada")),
+            record(2, organizer_key, "declaration", "sign", misfit, version=7),
+        ],
+        organizer_key,
+    )
+    out = tmp_path / "out"
+    assert run(decrypt, [path], organizer_key_file, out) == 0
+    header, *rows = read_csv(out / "declaration-sign.csv")
+    assert len(rows) == 2
+    by_id = {row[header.index("Record id")]: row for row in rows}
+    check = by_id[f"{2:032x}"][header.index("Check")]
+    assert "name: Please keep this under 120 characters." in check
+    assert "signing_as: Please choose from the list." in check
+    assert "_form: Unknown fields: shoe_size" in check
+    assert "made under form version 7" in check
+    assert by_id[f"{2:032x}"][header.index("Name (First Name and Last Name)")] == "x" * 200
+    assert by_id[f"{1:032x}"][header.index("Check")] == ""
+    assert "(see the Check column): 1" in (out / "summary.txt").read_text()
+
+
+def test_decrypt_keeps_the_value_of_an_answer_the_form_does_not_know(
+    decrypt, organizer_key, organizer_key_file, tmp_path
+):
+    path = write_bundle(
+        tmp_path / "b.papillon",
+        [record(1, organizer_key, "declaration", "sign", signer("Ada", renamed_field="Zqv kept value"))],
+        organizer_key,
+    )
+    out = tmp_path / "out"
+    assert run(decrypt, [path], organizer_key_file, out) == 0
+    header, row = read_csv(out / "declaration-sign.csv")
+    assert "Zqv kept value" in row[header.index("Check")]
+    assert "renamed_field" in row[header.index("Check")]
+
+
+def test_decrypt_without_a_form_definition_keeps_every_answer(decrypt, organizer_key, organizer_key_file, tmp_path):
+    records = [
+        record(1, organizer_key, "retired", "sign", {"name": "Ada"}),
+        record(2, organizer_key, "retired", "sign", {"name": "Bea", "city": "Zqv Montr\u00e9al"}),
+    ]
+    path = tmp_path / "b.papillon"
+    bundle.write(path, records, created_on="2026-03-05", key_ids=[public(organizer_key).key_id], campaigns={})
+    out = tmp_path / "out"
+    assert run(decrypt, [path], organizer_key_file, out) == 0
+    header, *rows = read_csv(out / "retired-sign.csv")
+    assert len(rows) == 2
+    assert all("no form definition in the bundle" in row[header.index("Check")] for row in rows)
+    assert any("Zqv Montr\u00e9al" in cell for row in rows for cell in row)
+
+
+def test_decrypt_counts_records_it_cannot_open_and_exits_non_zero(
+    decrypt, organizer_key, organizer_key_file, tmp_path, capsys
+):
+    stranger = X25519PrivateKey.generate()
+    path = write_bundle(
+        tmp_path / "b.papillon",
+        [
+            record(1, organizer_key, "declaration", "sign", signer("Ada")),
+            record(2, stranger, "declaration", "sign", signer("Bea")),
+            record(3, organizer_key, "declaration", "sign", signer("Cy"), sealed_place=("open-letter", "sign")),
+        ],
+        organizer_key,
+    )
+    out = tmp_path / "out"
+    assert run(decrypt, [path], organizer_key_file, out) == 1
+    assert len(read_csv(out / "declaration-sign.csv")) == 2
+    summary = (out / "summary.txt").read_text()
+    assert "Records that could not be opened: 2" in summary
+    assert f"{2:032x} (declaration/sign): the record is not sealed to key" in summary
+    assert f"{3:032x} (declaration/sign): the record does not open" in summary
+    assert "2 could not be opened" in capsys.readouterr().out
+
+
+def test_decrypt_reads_several_bundles_and_keeps_each_record_once(decrypt, organizer_key, organizer_key_file, tmp_path):
+    first = write_bundle(
+        tmp_path / "1.papillon", [record(1, organizer_key, "declaration", "sign", signer("Ada"))], organizer_key
+    )
+    second = write_bundle(
+        tmp_path / "2.papillon",
+        [
+            record(1, organizer_key, "declaration", "sign", signer("Ada")),
+            record(2, organizer_key, "declaration", "sign", signer("Bea")),
+        ],
+        organizer_key,
+    )
+    out = tmp_path / "out"
+    assert run(decrypt, [first, second], organizer_key_file, out) == 0
+    assert len(read_csv(out / "declaration-sign.csv")) == 3
+
+
+# --- refusals: one clear line, non-zero exit, nothing written -------------------------------
+
+
+def assert_refused(code: int, capsys, out: Path, expected: str) -> None:
+    err = capsys.readouterr().err
+    assert code != 0
+    assert "Traceback" not in err
+    messages = [line for line in err.splitlines() if line.startswith("decrypt: ")]
+    assert len(messages) == 1, err
+    assert expected in messages[0]
+    if out.exists():
+        assert not list(out.glob("*.csv"))
+    assert not (out / "summary.txt").exists()
+
+
+def test_decrypt_refuses_a_wrong_passphrase(decrypt, sample_bundle, organizer_key_file, tmp_path, capsys):
+    wrong = tmp_path / "wrong.txt"
+    wrong.write_text("not the passphrase at all\n")
+    out = tmp_path / "out"
+    code = run(decrypt, [sample_bundle], organizer_key_file, out, passphrase_file=wrong)
+    assert_refused(code, capsys, out, "wrong passphrase")
+
+
+def test_decrypt_refuses_a_damaged_bundle(decrypt, sample_bundle, organizer_key_file, tmp_path, capsys):
+    data = bytearray(sample_bundle.read_bytes())
+    data[len(data) // 2] ^= 0x20
+    sample_bundle.write_bytes(bytes(data))
+    out = tmp_path / "out"
+    code = run(decrypt, [sample_bundle], organizer_key_file, out)
+    assert_refused(code, capsys, out, "checksum mismatch")
+
+
+def test_decrypt_refuses_a_truncated_bundle(decrypt, sample_bundle, organizer_key_file, tmp_path, capsys):
+    sample_bundle.write_bytes(sample_bundle.read_bytes()[:-40])
+    out = tmp_path / "out"
+    code = run(decrypt, [sample_bundle], organizer_key_file, out)
+    assert_refused(code, capsys, out, "truncated")
+
+
+def test_decrypt_refuses_a_missing_bundle(decrypt, organizer_key_file, tmp_path, capsys):
+    out = tmp_path / "out"
+    code = run(decrypt, [tmp_path / "nowhere.papillon"], organizer_key_file, out)
+    assert_refused(code, capsys, out, "nowhere.papillon")
+
+
+def test_decrypt_refuses_when_one_of_several_bundles_is_damaged(
+    decrypt, sample_bundle, organizer_key_file, tmp_path, capsys
+):
+    damaged = tmp_path / "damaged.papillon"
+    damaged.write_bytes(sample_bundle.read_bytes()[:100])
+    out = tmp_path / "out"
+    code = run(decrypt, [sample_bundle, damaged], organizer_key_file, out)
+    assert_refused(code, capsys, out, "damaged.papillon")
+
+
+def test_decrypt_refuses_a_missing_key_file(decrypt, sample_bundle, organizer_key_file, tmp_path, capsys):
+    out = tmp_path / "out"
+    passphrase = organizer_key_file.parent / "passphrase.txt"
+    code = run(decrypt, [sample_bundle], tmp_path / "missing.key", out, passphrase_file=passphrase)
+    assert_refused(code, capsys, out, "cannot read the key file")
+
+
+def test_decrypt_refuses_a_public_key_given_as_the_private_key(
+    decrypt, sample_bundle, organizer_key, organizer_key_file, tmp_path, capsys
+):
+    pub = tmp_path / "organizer.pub"
+    pub.write_text(keys.dumps_public("organizer", organizer_key.public_key()))
+    out = tmp_path / "out"
+    code = run(decrypt, [sample_bundle], pub, out, passphrase_file=organizer_key_file.parent / "passphrase.txt")
+    assert_refused(code, capsys, out, "not a Papillon private key file")
+
+
+def test_decrypt_refuses_to_overwrite_an_existing_output(decrypt, sample_bundle, organizer_key_file, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert run(decrypt, [sample_bundle], organizer_key_file, out) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    capsys.readouterr()
+    code = run(decrypt, [sample_bundle], organizer_key_file, out)
+    err = capsys.readouterr().err
+    assert code != 0
+    assert "already exists" in err
+    assert "Traceback" not in err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_decrypt_refuses_when_only_the_summary_exists(decrypt, sample_bundle, organizer_key_file, tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "summary.txt").write_text("an earlier summary")
+    assert run(decrypt, [sample_bundle], organizer_key_file, out) != 0
+    assert "already exists" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["summary.txt"]
+
+
+# --- the laptop needs no web stack ---------------------------------------------------------
+
+NO_WEB_STACK = textwrap.dedent(
+    """
+    import importlib.abc, importlib.util, sys
+
+    BLOCKED = {"flask", "flask_wtf", "flask_limiter", "wtforms", "werkzeug", "sqlalchemy", "app"}
+
+    class Block(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in BLOCKED:
+                raise ImportError("blocked on the laptop: " + name)
+            return None
+
+    sys.meta_path.insert(0, Block())
+    for name in BLOCKED:
+        try:
+            __import__(name)
+        except ImportError:
+            pass
+        else:
+            sys.exit("the import hook failed to block " + name)
+
+    script, *args = sys.argv[1:]
+    spec = importlib.util.spec_from_file_location("decrypt", script)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["decrypt"] = module
+    spec.loader.exec_module(module)
+    code = module.main(args)
+    loaded = sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED)
+    if loaded:
+        sys.exit("web modules were loaded: " + ", ".join(loaded))
+    sys.exit(code)
+    """
+)
+
+
+def test_decrypt_runs_without_flask_or_sqlalchemy(sample_bundle, organizer_key_file, tmp_path):
+    out = tmp_path / "out"
+    args = [
+        str(sample_bundle),
+        "--key",
+        str(organizer_key_file),
+        "--out",
+        str(out),
+        "--passphrase-file",
+        str(organizer_key_file.parent / "passphrase.txt"),
+    ]
+    result = subprocess.run(
+        [sys.executable, "-c", NO_WEB_STACK, str(ROOT / "scripts" / "decrypt.py"), *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert (out / "declaration-sign.csv").exists()
+    rows = read_csv(out / "open-letter-testimony.csv")
+    assert rows[1][0] == KOREAN

@@ -1,0 +1,178 @@
+"""Key files: public keys for the server, passphrase-sealed private keys for the laptop, the keys folder."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+
+import nacl.pwhash
+import pytest
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+
+from papillon import keys
+from papillon.keys import KeyFileError
+
+FAST = {"opslimit": nacl.pwhash.argon2id.OPSLIMIT_MIN, "memlimit": nacl.pwhash.argon2id.MEMLIMIT_MIN}
+PASSPHRASE = b"twelve or more characters"
+
+
+@pytest.fixture(scope="module")
+def private() -> X25519PrivateKey:
+    return X25519PrivateKey.generate()
+
+
+def test_public_key_round_trips_through_its_file(private):
+    text = keys.dumps_public("butterfly-2026", private.public_key())
+    loaded = keys.loads_public(text, "butterfly-2026.pub")
+    assert loaded.name == "butterfly-2026"
+    assert loaded.raw == keys.raw_public_bytes(private.public_key())
+    assert loaded.to_crypto().public_bytes_raw() == loaded.raw
+    doc = json.loads(text)
+    assert doc["type"] == keys.PUBLIC_TYPE
+    assert doc["key_id"] == loaded.key_id
+
+
+def test_key_id_is_a_short_hash_of_the_public_key(private):
+    raw = keys.raw_public_bytes(private.public_key())
+    kid = keys.key_id(raw)
+    assert re.fullmatch(r"[0-9a-f]{16}", kid)
+    assert kid == hashlib.sha256(raw).hexdigest()[:16]
+    assert keys.key_id(bytes(32)) != kid
+
+
+def test_fingerprint_is_eight_groups_of_four_starting_with_the_key_id(private):
+    raw = keys.raw_public_bytes(private.public_key())
+    fp = keys.fingerprint(raw)
+    assert re.fullmatch(r"[0-9A-F]{4}( [0-9A-F]{4}){7}", fp)
+    assert fp.replace(" ", "").lower().startswith(keys.key_id(raw))
+    assert fp.replace(" ", "").lower() == hashlib.sha256(raw).hexdigest()[:32]
+
+
+def test_private_key_round_trips_with_its_passphrase(private):
+    text = keys.dumps_private("laptop", private, PASSPHRASE, **FAST)
+    opened = keys.loads_private(text, PASSPHRASE, "laptop.key")
+    assert opened.name == "laptop"
+    assert opened.key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption()) == private.private_bytes(
+        Encoding.Raw, PrivateFormat.Raw, NoEncryption()
+    )
+    assert opened.key_id == keys.key_id(keys.raw_public_bytes(private.public_key()))
+    assert opened.fingerprint == keys.fingerprint(keys.raw_public_bytes(private.public_key()))
+
+
+def test_private_key_file_does_not_hold_the_raw_private_key(private):
+    raw = private.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+    text = keys.dumps_private("laptop", private, PASSPHRASE, **FAST)
+    assert base64.b64encode(raw).decode() not in text
+    assert raw.hex() not in text
+    assert json.loads(text)["kdf"]["opslimit"] == FAST["opslimit"]
+
+
+def test_wrong_passphrase_raises_key_file_error(private):
+    text = keys.dumps_private("laptop", private, PASSPHRASE, **FAST)
+    with pytest.raises(KeyFileError, match="wrong passphrase") as err:
+        keys.loads_private(text, b"not the passphrase at all", "laptop.key")
+    assert "laptop.key" in str(err.value)
+
+
+def test_damaged_private_key_file_raises_key_file_error(private):
+    doc = json.loads(keys.dumps_private("laptop", private, PASSPHRASE, **FAST))
+    doc["sealed_private_key"] = "%%%"
+    with pytest.raises(KeyFileError, match="base64"):
+        keys.loads_private(json.dumps(doc), PASSPHRASE)
+    with pytest.raises(KeyFileError, match="not JSON"):
+        keys.loads_private("garbage", PASSPHRASE)
+
+
+def test_a_public_key_file_is_not_accepted_as_a_private_key(private):
+    with pytest.raises(KeyFileError, match="not a Papillon private key"):
+        keys.loads_private(keys.dumps_public("x", private.public_key()), PASSPHRASE)
+
+
+def test_public_key_with_a_key_id_that_does_not_match_is_refused(private):
+    doc = json.loads(keys.dumps_public("x", private.public_key()))
+    doc["key_id"] = "0" * 16
+    with pytest.raises(KeyFileError, match="key_id does not match"):
+        keys.loads_public(json.dumps(doc), "x.pub")
+
+
+# --- the server's keys folder -------------------------------------------------------------
+
+
+@pytest.fixture
+def folder(tmp_path, private):
+    folder = tmp_path / "keys"
+    folder.mkdir()
+    (folder / "organizer.pub").write_text(keys.dumps_public("organizer", private.public_key()))
+    return folder
+
+
+def test_load_public_dir_reads_every_public_key_and_ignores_readme(folder):
+    (folder / "README.md").write_text("Put public keys here.")
+    other = X25519PrivateKey.generate()
+    (folder / "second.pub").write_text(keys.dumps_public("second", other.public_key()))
+    loaded = keys.load_public_dir(folder)
+    assert [k.name for k in loaded] == ["organizer", "second"]
+
+
+def test_load_public_dir_refuses_a_private_key_file(folder, private):
+    path = folder / "organizer.key"
+    path.write_text(keys.dumps_private("organizer", private, PASSPHRASE, **FAST))
+    with pytest.raises(KeyFileError, match="private key") as err:
+        keys.load_public_dir(folder)
+    assert str(path) in str(err.value)
+
+
+def test_load_public_dir_refuses_a_pem_private_key(folder, private):
+    path = folder / "server.pem"
+    path.write_bytes(private.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
+    with pytest.raises(KeyFileError, match="private key") as err:
+        keys.load_public_dir(folder)
+    assert str(path) in str(err.value)
+
+
+def test_load_public_dir_refuses_a_pem_private_key_named_like_a_public_key(folder, private):
+    path = folder / "disguised.pub"
+    path.write_bytes(private.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
+    with pytest.raises(KeyFileError, match="private key") as err:
+        keys.load_public_dir(folder)
+    assert str(path) in str(err.value)
+
+
+def test_load_public_dir_refuses_a_papillon_private_key_named_like_a_public_key(folder, private):
+    path = folder / "disguised.pub"
+    path.write_text(keys.dumps_private("organizer", private, PASSPHRASE, **FAST))
+    with pytest.raises(KeyFileError, match="private key") as err:
+        keys.load_public_dir(folder)
+    assert str(path) in str(err.value)
+
+
+def test_load_public_dir_refuses_a_stray_file(folder):
+    path = folder / "notes.txt"
+    path.write_text("remember to rotate the key")
+    with pytest.raises(KeyFileError, match=r"not a public key \(\*\.pub\)") as err:
+        keys.load_public_dir(folder)
+    assert str(path) in str(err.value)
+    assert "private key" not in str(err.value).split(";")[0]
+
+
+def test_load_public_dir_refuses_an_empty_folder(tmp_path):
+    folder = tmp_path / "keys"
+    folder.mkdir()
+    (folder / "README.md").write_text("Put public keys here.")
+    with pytest.raises(KeyFileError, match="no public key") as err:
+        keys.load_public_dir(folder)
+    assert str(folder) in str(err.value)
+
+
+def test_load_public_dir_refuses_a_missing_folder(tmp_path):
+    with pytest.raises(KeyFileError, match="does not exist"):
+        keys.load_public_dir(tmp_path / "nowhere")
+
+
+def test_load_public_dir_refuses_the_same_key_twice(folder, private):
+    (folder / "copy.pub").write_text(keys.dumps_public("copy", private.public_key()))
+    with pytest.raises(KeyFileError, match="twice"):
+        keys.load_public_dir(folder)

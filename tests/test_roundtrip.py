@@ -1,0 +1,160 @@
+"""The whole sealed loop: a person answers every form, staff export and decrypt, and only the laptop reads it.
+
+Every typed answer below is distinctive, so finding its bytes anywhere on the server side
+(the database file, its write-ahead log, the logs, the console) would be a leak.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import make_url
+
+from app.storage import db
+from papillon import bundle
+from papillon import campaigns as c
+
+# Typed answers: long enough and unusual enough that none can occur by chance in ciphertext.
+TYPED = {
+    ("declaration", "sign"): {
+        "signing_as": "An organization",
+        "name": "Quillon Ravensworth \u738b\u5c0f\u660e",
+        "position": "Coordinatrice g\u00e9n\u00e9rale "
+        "\u0e1c\u0e39\u0e49\u0e1b\u0e23\u0e30\u0e2a\u0e32\u0e19\u0e07\u0e32\u0e19",
+        "organization": "Xylophage Collective \ub098\ube44 \ud611\ub3d9\uc870\ud569",
+        "phone": "+1 (604) 555-0142 77",
+        "areas_of_focus": ["Labour rights", "Legal services"],
+        "postal_code": "V6A 9Z9 QX",
+        "province": "British Columbia",
+        "other_country_city": "Ho Chi Minh City Thao Dien \u0111\u01b0\u1eddng",
+        "receive_information": "Yes",
+    },
+    ("open-letter", "sign"): {
+        "signing_as": "An individual",
+        "organization_name": "Zanzibar Peregrine Mutual Aid \u6c11\u95f4\u4e92\u52a9",
+        "name": "Marisol Obsidiana Tagalog Kapwa \u5f20\u4f1f",
+        "email": "obsidiana.kapwa.zz@example.org",
+        "postal_code": "M5V 8X8 ZZ",
+        "organization_type": "Legal service",
+        "actions": ["Share the open letter", "Write to elected officials"],
+        "known_harms": "Raided twice by Plinthwood Outreach\n"
+        "\u0e16\u0e39\u0e01\u0e15\u0e23\u0e27\u0e08\u0e04\u0e49\u0e19 \uacbd\ucc30",
+        "comment": "Solidarit\u00e9 quaternion vermillion \u56e2\u7ed3",
+    },
+    ("open-letter", "testimony"): {
+        "what_happened": "Quartzwhistle agents photographed our door \u0e15\u0e33\u0e23\u0e27\u0e08\u0e21\u0e32\n"
+        "\u8b66\u5bdf\u6765\u4e86\u4e24\u6b21 \uacbd\ucc30\uc774 \uc654\ub2e4",
+        "organization_involved": "Plinthwood Vigilance Outreach Society",
+        "where": "Richmond Marigold district \u5217\u6cbb\u6587",
+        "when": "In the last year",
+        "anything_else": "Nous voulons \u00eatre entendues, jacarandaseventeen",
+        "may_share": True,
+    },
+}
+
+
+def distinctive(answers: dict) -> list[str]:
+    """The free text a person typed (choices are the organizers' words, shown on every page)."""
+    return [v for v in answers.values() if isinstance(v, str) and v not in CHOICES]
+
+
+CHOICES = {
+    choice
+    for campaign in c.load_dir(Path(__file__).resolve().parent.parent / "app" / "campaigns").values()
+    for form in campaign.forms.values()
+    for field in form.fields
+    for choice in field.choices
+}
+SECRETS = [text for answers in TYPED.values() for text in distinctive(answers)]
+# Each line of a multi-line answer too, in case it were stored or logged a line at a time.
+NEEDLES = sorted({piece for text in SECRETS for piece in [text, *text.splitlines()] if len(piece) >= 8})
+
+
+@pytest.fixture
+def config(config, caplog):
+    """Capture every log record at DEBUG before the app (and its database engine) exists.
+
+    SQLAlchemy holds its own loggers at WARNING; lowering them makes every statement and its
+    parameters part of what is searched.
+    """
+    caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="sqlalchemy")
+    return config
+
+
+def test_answers_to_every_form_come_out_on_the_laptop_and_nowhere_else(
+    app, submit, runner, script, organizer_key_file, tmp_path, caplog, capsys
+):
+    assert len(NEEDLES) >= 15
+    for (campaign, form), answers in TYPED.items():
+        definition = app.extensions["papillon.campaigns"][campaign].forms[form]
+        assert definition.check(answers) == {}, (campaign, form)
+        assert set(answers) == {f.name for f in definition.fields}
+        response = submit(campaign, form, answers)
+        assert response.status_code == 303, response.get_data(as_text=True)
+    with app.app_context():
+        assert len(db.unexported()) == len(TYPED)
+
+    # Export on the server: ciphertext only.
+    export = tmp_path / "export.papillon"
+    result = runner.invoke(args=["export", "--out", str(export)])
+    assert result.exit_code == 0, result.output
+    assert len(bundle.read(export).records) == len(TYPED)
+    exported = export.read_bytes()
+    for needle in NEEDLES:
+        assert needle.encode() not in exported, needle
+
+    # Decrypt on the laptop: every typed value back, in its own column.
+    out = tmp_path / "laptop-out"
+    decrypt = script("decrypt")
+    code = decrypt.main(
+        [
+            str(export),
+            "--key",
+            str(organizer_key_file),
+            "--out",
+            str(out),
+            "--passphrase-file",
+            str(organizer_key_file.parent / "passphrase.txt"),
+        ]
+    )
+    assert code == 0
+    for (campaign, form), answers in TYPED.items():
+        definition = app.extensions["papillon.campaigns"][campaign].forms[form]
+        with (out / f"{campaign}-{form}.csv").open(encoding="utf-8-sig", newline="") as fh:
+            header, *rows = list(csv.reader(fh))
+        assert len(rows) == 1
+        row = dict(zip(header, rows[0], strict=True))
+        for field in definition.fields:
+            typed = answers[field.name]
+            expected = {True: "yes", False: "no"}.get(typed) if isinstance(typed, bool) else None
+            if expected is None:
+                expected = "; ".join(typed) if isinstance(typed, list) else typed
+            if expected.startswith(("+", "-", "=", "@")):
+                expected = "'" + expected
+            assert row[field.label] == expected, field.name
+        assert row["Sealed by"] == "server"
+        assert row["Check"] == ""
+
+    # The server's database file and its write-ahead log hold none of it.
+    database = Path(make_url(app.config["DATABASE_URL"]).database)
+    files = [p for p in (database, Path(f"{database}-wal")) if p.exists()]
+    assert database in files
+    stored_bytes = b"".join(p.read_bytes() for p in files)
+    assert all(r.id.encode() in stored_bytes for r in bundle.read(export).records), "the scan misses the rows"
+    for path in files:
+        data = path.read_bytes()
+        for needle in NEEDLES:
+            assert needle.encode() not in data, (path.name, needle)
+
+    # Nor do the logs or the console.
+    assert any(r.name.startswith("sqlalchemy.engine") for r in caplog.records), "SQL was not captured"
+    logged = caplog.text + "\n".join(r.getMessage() for r in caplog.records) + result.output
+    console = capsys.readouterr()
+    for needle in NEEDLES:
+        assert needle not in logged, needle
+        assert needle not in console.out, needle
+        assert needle not in console.err, needle

@@ -1,0 +1,520 @@
+"""The public site: campaign pages, every form's HTML constraints, and the sealed submission loop."""
+
+from __future__ import annotations
+
+import html
+import json
+from html.parser import HTMLParser
+
+import pytest
+from conftest import SUBMISSION, form_data, form_tokens
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+from app.forms import new_submission_id
+from app.storage import db
+from papillon import campaigns as c
+from papillon import envelope
+from papillon.keys import PublicKey, raw_public_bytes
+
+FORMS = [("declaration", "sign"), ("open-letter", "sign"), ("open-letter", "testimony")]
+TEXT_TYPES = {c.TEXT, c.EMAIL, c.PHONE, c.POSTAL_CODE}
+
+
+class Controls(HTMLParser):
+    """Every input, textarea and form tag of a page, with its attributes (values unescaped)."""
+
+    def __init__(self, page: str) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.feed(page)
+
+    def handle_starttag(self, tag, attrs):
+        if tag in {"input", "textarea", "form"}:
+            self.tags.append((tag, dict(attrs)))
+
+    def named(self, name: str) -> list[tuple[str, dict[str, str | None]]]:
+        return [(tag, attrs) for tag, attrs in self.tags if attrs.get("name") == name]
+
+    def form_tag(self) -> dict[str, str | None]:
+        return next(attrs for tag, attrs in self.tags if tag == "form")
+
+
+def definition(app, campaign: str, form: str) -> c.Form:
+    return app.extensions["papillon.campaigns"][campaign].forms[form]
+
+
+def sample(field: c.Field) -> c.Answer:
+    """A valid answer that is easy to recognise and appears nowhere on the site."""
+    return {
+        c.TEXT: f"Zqv {field.name} \u00e9t\u00e9",
+        c.LONG_TEXT: f"Zqv first line of {field.name}\nsecond line \u00e0 la ligne",
+        c.EMAIL: "zqv.signer@example.org",
+        c.PHONE: "+1 (514) 555-0199",
+        c.POSTAL_CODE: "H2X 1Y4",
+        c.SINGLE_CHOICE: field.choices[-1] if field.choices else "",
+        c.MULTIPLE_CHOICE: [field.choices[0], field.choices[-1]] if field.choices else [],
+        c.CONSENT: True,
+    }[field.type]
+
+
+def valid_answers(form: c.Form) -> dict[str, c.Answer]:
+    return {f.name: sample(f) for f in form.fields}
+
+
+def typed_text(answers: dict[str, c.Answer]) -> list[str]:
+    """The answers a person typed (choices aside): none can occur by chance in base64 or a page."""
+    return [v for v in answers.values() if isinstance(v, str) and v.startswith(("Zqv", "zqv", "+1", "H2X"))]
+
+
+def stored(app) -> list:
+    with app.app_context():
+        return db.unexported()
+
+
+def organizer_public(organizer_key: X25519PrivateKey) -> PublicKey:
+    return PublicKey(name="organizer", raw=raw_public_bytes(organizer_key.public_key()))
+
+
+def open_row(row, organizer_key: X25519PrivateKey) -> dict:
+    sealed = envelope.parse(row.envelope)
+    return envelope.open_envelope(sealed, organizer_key, envelope.info(row.campaign, row.form))
+
+
+def page_tokens(client, campaign: str, form: str) -> dict[str, str]:
+    page = client.get(f"/{campaign}/{form}")
+    assert page.status_code == 200
+    return form_tokens(page.get_data(as_text=True))
+
+
+def post(client, campaign: str, form: str, data: dict[str, object]):
+    return client.post(f"/{campaign}/{form}", data=data)
+
+
+# --- pages ----------------------------------------------------------------------------
+
+
+def test_index_lists_both_campaigns(client, app):
+    response = client.get("/")
+    assert response.status_code == 200
+    body = html.unescape(response.get_data(as_text=True))
+    for slug, campaign in app.extensions["papillon.campaigns"].items():
+        assert campaign.title in body
+        assert f'href="/{slug}/"' in body
+
+
+@pytest.mark.parametrize("slug", ["declaration", "open-letter"])
+def test_campaign_page_shows_its_text_and_links_to_its_forms(client, app, slug):
+    campaign = app.extensions["papillon.campaigns"][slug]
+    response = client.get(f"/{slug}/")
+    assert response.status_code == 200
+    body = html.unescape(response.get_data(as_text=True))
+    assert campaign.title in body
+    for paragraph in campaign.paragraphs():
+        assert paragraph in body
+    for form in campaign.forms.values():
+        assert f'href="/{slug}/{form.slug}"' in body
+        assert form.title in body
+
+
+def test_declaration_page_shows_the_calls_for_justice(client):
+    body = html.unescape(client.get("/declaration/").get_data(as_text=True))
+    assert "(1) Full Decriminalization of Sex Work:" in body
+    assert "(8) Access Without Fear: Guarantee access without fear" in body
+
+
+@pytest.mark.parametrize(
+    "path", ["/nowhere/", "/nowhere/sign", "/declaration/testimony", "/open-letter/nothing", "/declaration/x/thanks"]
+)
+def test_unknown_campaign_or_form_is_404(client, path):
+    response = client.get(path)
+    assert response.status_code == 404
+    assert "There is no page at this address." in response.get_data(as_text=True)
+
+
+def test_posting_to_an_unknown_form_is_404_and_stores_nothing(client, app):
+    response = client.post("/declaration/testimony", data={"what_happened": "x"})
+    assert response.status_code == 404
+    assert stored(app) == []
+
+
+def test_healthz_answers_200(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.get_data(as_text=True) == "ok\n"
+
+
+# --- every form renders its constraints -----------------------------------------------------
+
+
+@pytest.mark.parametrize(("campaign", "form"), FORMS)
+def test_form_page_renders_every_field_with_its_html_constraints(client, app, campaign, form):
+    response = client.get(f"/{campaign}/{form}")
+    assert response.status_code == 200
+    controls = Controls(response.get_data(as_text=True))
+    for field in definition(app, campaign, form).fields:
+        found = controls.named(field.name)
+        assert found, field.name
+        if field.type in TEXT_TYPES:
+            ((tag, attrs),) = found
+            assert tag == "input"
+            assert attrs["maxlength"] == str(field.max_length)
+            assert ("required" in attrs) == field.required
+            assert attrs["type"] == {c.EMAIL: "email", c.PHONE: "tel"}.get(field.type, "text")
+            if field.type in {c.PHONE, c.POSTAL_CODE}:
+                assert attrs["pattern"] == c.PATTERNS[field.type]
+            else:
+                assert "pattern" not in attrs
+        elif field.type == c.LONG_TEXT:
+            ((tag, attrs),) = found
+            assert tag == "textarea"
+            assert attrs["maxlength"] == str(field.max_length)
+            assert ("required" in attrs) == field.required
+        elif field.type in c.CHOICE_TYPES:
+            kind = "radio" if field.type == c.SINGLE_CHOICE else "checkbox"
+            assert [attrs["type"] for _, attrs in found] == [kind] * len(field.choices)
+            assert [attrs["value"] for _, attrs in found] == list(field.choices)
+            if field.type == c.SINGLE_CHOICE:
+                assert all(("required" in attrs) == field.required for _, attrs in found)
+        else:
+            ((tag, attrs),) = found
+            assert (tag, attrs["type"]) == ("input", "checkbox")
+
+
+@pytest.mark.parametrize(("campaign", "form"), FORMS)
+def test_form_page_carries_the_sealing_settings_for_the_browser(client, app, organizer_key, campaign, form):
+    controls = Controls(client.get(f"/{campaign}/{form}").get_data(as_text=True))
+    form_tag = controls.form_tag()
+    assert form_tag["method"] == "post"
+    assert form_tag["action"] == f"/{campaign}/{form}"
+    seal = json.loads(form_tag["data-seal"])
+    public = organizer_public(organizer_key)
+    assert seal["info"] == f"papillon/v1/{campaign}/{form}"
+    assert seal["keys"] == [{"key_id": public.key_id, "public_key": public.to_b64()}]
+    assert seal["pad_block"] == envelope.PAD_BLOCK
+    assert seal["form_version"] == definition(app, campaign, form).version
+
+
+def test_form_page_shows_the_key_fingerprint(client, organizer_key):
+    body = client.get("/declaration/sign").get_data(as_text=True)
+    assert organizer_public(organizer_key).fingerprint in body
+
+
+def test_each_form_page_gets_a_fresh_submission_id(client):
+    first = form_tokens(client.get("/declaration/sign").get_data(as_text=True))["submission_id"]
+    second = form_tokens(client.get("/declaration/sign").get_data(as_text=True))["submission_id"]
+    assert first != second
+    assert len(first) == 32
+
+
+# --- the no-JavaScript path: the server seals ------------------------------------------
+
+
+@pytest.mark.parametrize(("campaign", "form"), FORMS)
+def test_valid_post_is_sealed_by_the_server_and_opens_to_the_answers(
+    client, app, submit, organizer_key, campaign, form
+):
+    answers = valid_answers(definition(app, campaign, form))
+    response = submit(campaign, form, answers)
+    assert response.status_code == 303
+    assert response.headers["Location"] == f"/{campaign}/{form}/thanks"
+    (row,) = stored(app)
+    assert (row.campaign, row.form, row.sealed_by) == (campaign, form, "server")
+    doc = open_row(row, organizer_key)
+    assert doc == {"answers": answers, "form_version": 1, "locale": "en"}
+    assert typed_text(answers)
+    for text in typed_text(answers):
+        assert text not in row.envelope
+
+
+@pytest.mark.parametrize(("campaign", "form"), FORMS)
+def test_thank_you_page_repeats_none_of_the_submitted_text(client, app, submit, campaign, form):
+    answers = valid_answers(definition(app, campaign, form))
+    response = submit(campaign, form, answers)
+    thanks = client.get(response.headers["Location"])
+    assert thanks.status_code == 200
+    body = html.unescape(thanks.get_data(as_text=True))
+    assert definition(app, campaign, form).thanks in body
+    assert typed_text(answers)
+    for text in typed_text(answers):
+        assert text.splitlines()[0] not in body
+
+
+def test_optional_fields_may_be_left_empty(client, app, submit, organizer_key):
+    response = submit("open-letter", "testimony", {"what_happened": "It happened."})
+    assert response.status_code == 303
+    (row,) = stored(app)
+    answers = open_row(row, organizer_key)["answers"]
+    assert answers["what_happened"] == "It happened."
+    assert answers["may_share"] is False
+    assert answers["where"] == ""
+    assert answers["when"] == ""
+
+
+def test_answers_are_trimmed_and_line_breaks_normalised(client, app, submit, organizer_key):
+    response = submit("open-letter", "testimony", {"what_happened": "  one\r\ntwo\rthree  "})
+    assert response.status_code == 303
+    (row,) = stored(app)
+    assert open_row(row, organizer_key)["answers"]["what_happened"] == "one\ntwo\nthree"
+
+
+def test_non_latin_answers_are_sealed_intact(client, app, submit, organizer_key):
+    name = "\u738b\u5c0f\u660e \u0e2a\u0e21\u0e0a\u0e32\u0e22 \uae40\ubbfc\uc900"
+    response = submit("declaration", "sign", {"signing_as": "An individual", "name": name})
+    assert response.status_code == 303
+    (row,) = stored(app)
+    assert open_row(row, organizer_key)["answers"]["name"] == name
+
+
+# --- refusals: 4xx, a message beside the field, nothing stored -------------------------
+
+
+@pytest.mark.parametrize(
+    ("campaign", "form", "answers", "field", "message"),
+    [
+        ("declaration", "sign", {"signing_as": "An individual"}, "name", "This field is required."),
+        ("declaration", "sign", {"name": "Ada"}, "signing_as", "This field is required."),
+        ("open-letter", "testimony", {"what_happened": "  "}, "what_happened", "This field is required."),
+        (
+            "declaration",
+            "sign",
+            {"signing_as": "An individual", "name": "x" * 121},
+            "name",
+            "Please keep this under 120 characters.",
+        ),
+        (
+            "open-letter",
+            "sign",
+            {"signing_as": "An individual", "name": "Ada", "email": "not-an-email"},
+            "email",
+            "Please give an email address such as name@example.org.",
+        ),
+        (
+            "declaration",
+            "sign",
+            {"signing_as": "A robot", "name": "Ada"},
+            "signing_as",
+            "Please choose from the list.",
+        ),
+        (
+            "declaration",
+            "sign",
+            {"signing_as": "An individual", "name": "Ada", "areas_of_focus": ["Labour rights", "Astrology"]},
+            "areas_of_focus",
+            "Please choose from the list.",
+        ),
+        (
+            "declaration",
+            "sign",
+            {"signing_as": "An individual", "name": "Ada", "phone": "call me maybe"},
+            "phone",
+            "Please give a phone number using digits, spaces, +, -, ( and ).",
+        ),
+        (
+            "declaration",
+            "sign",
+            {"signing_as": "An individual", "name": "Ada", "postal_code": "H2X/1Y4"},
+            "postal_code",
+            "Please give a postal code using letters, digits and spaces.",
+        ),
+        (
+            "declaration",
+            "sign",
+            {"signing_as": "An individual", "name": "Ada\x00"},
+            "name",
+            "This answer holds characters that are not allowed.",
+        ),
+    ],
+)
+def test_an_invalid_answer_is_refused_with_a_message_beside_the_field(
+    client, app, submit, campaign, form, answers, field, message
+):
+    response = submit(campaign, form, answers)
+    assert response.status_code == 400
+    body = response.get_data(as_text=True)
+    controls = Controls(body)
+    assert controls.named(field)
+    error = f'<p class="error" id="{field}-error">'
+    assert error in body
+    assert html.unescape(body.split(error, 1)[1].split("</p>", 1)[0]) == message
+    assert "Nothing was stored yet." in body
+    assert stored(app) == []
+
+
+def test_an_invalid_post_keeps_the_other_answers_in_the_re_rendered_form(client, app, submit):
+    response = submit("declaration", "sign", {"signing_as": "An individual", "name": "", "position": "Zqv Poet"})
+    assert response.status_code == 400
+    (_, attrs), *_ = Controls(response.get_data(as_text=True)).named("position")
+    assert attrs["value"] == "Zqv Poet"
+
+
+def test_re_rendered_form_after_an_error_keeps_the_same_submission_id(client, app, submit):
+    tokens = page_tokens(client, "declaration", "sign")
+    response = post(client, "declaration", "sign", {**tokens, "signing_as": "An individual"})
+    assert response.status_code == 400
+    assert SUBMISSION.search(response.get_data(as_text=True)).group(1) == tokens["submission_id"]
+    fixed = post(client, "declaration", "sign", {**tokens, "signing_as": "An individual", "name": "Ada"})
+    assert fixed.status_code == 303
+    assert [r.id for r in stored(app)] == [tokens["submission_id"]]
+
+
+@pytest.mark.parametrize("token", [None, "", "not-a-real-token"])
+def test_missing_or_bad_csrf_token_is_refused_and_nothing_stored(client, app, token):
+    tokens = page_tokens(client, "open-letter", "testimony")
+    data = {"submission_id": tokens["submission_id"], "what_happened": "Zqv something"}
+    if token is not None:
+        data["csrf_token"] = token
+    response = post(client, "open-letter", "testimony", data)
+    assert response.status_code == 400
+    assert "This page had expired" in response.get_data(as_text=True)
+    assert stored(app) == []
+
+
+def test_a_csrf_token_from_another_session_is_refused(app, client):
+    other = app.test_client()
+    tokens = page_tokens(other, "open-letter", "testimony")
+    page_tokens(client, "open-letter", "testimony")
+    response = post(client, "open-letter", "testimony", {**tokens, "what_happened": "Zqv something"})
+    assert response.status_code == 400
+    assert stored(app) == []
+
+
+@pytest.mark.parametrize(
+    "submission_id",
+    [None, "", "abc", "0" * 31, "0" * 33, "A" * 32, "g" * 32, "../" + "0" * 29, "0" * 16 + " " + "0" * 15],
+)
+def test_missing_or_malformed_submission_id_is_refused_and_nothing_stored(client, app, submission_id):
+    tokens = page_tokens(client, "open-letter", "testimony")
+    data = {"csrf_token": tokens["csrf_token"], "what_happened": "Zqv something"}
+    if submission_id is not None:
+        data["submission_id"] = submission_id
+    response = post(client, "open-letter", "testimony", data)
+    assert response.status_code == 400
+    assert "submission number" in response.get_data(as_text=True)
+    assert stored(app) == []
+
+
+def test_a_repeated_post_with_the_same_submission_id_stores_one_row(client, app, organizer_key):
+    tokens = page_tokens(client, "open-letter", "testimony")
+    first = post(client, "open-letter", "testimony", {**tokens, "what_happened": "first try"})
+    again = post(client, "open-letter", "testimony", {**tokens, "what_happened": "second try"})
+    assert first.status_code == again.status_code == 303
+    (row,) = stored(app)
+    assert row.id == tokens["submission_id"]
+    assert open_row(row, organizer_key)["answers"]["what_happened"] == "first try"
+
+
+def test_the_honeypot_filled_in_gets_thanks_but_nothing_is_stored(client, app, submit):
+    answers = valid_answers(definition(app, "declaration", "sign"))
+    response = submit("declaration", "sign", answers, website="http://spam.example")
+    assert response.status_code == 303
+    assert response.headers["Location"] == "/declaration/sign/thanks"
+    assert stored(app) == []
+
+
+def test_the_honeypot_field_is_rendered_out_of_the_tab_order(client, app):
+    controls = Controls(client.get("/declaration/sign").get_data(as_text=True))
+    ((_, attrs),) = controls.named(app.config["PAPILLON_HONEYPOT_FIELD"])
+    assert attrs["tabindex"] == "-1"
+    assert attrs["autocomplete"] == "off"
+
+
+# --- the browser path: the page seals, the server checks the envelope's shape -------------
+
+
+def browser_envelope(keys: list[PublicKey], campaign: str, form: str, answers: dict) -> str:
+    data = envelope.plaintext(answers, 1, "en")
+    return envelope.seal(data, keys, envelope.info(campaign, form)).to_json()
+
+
+@pytest.mark.parametrize(("campaign", "form"), FORMS)
+def test_a_browser_sealed_envelope_is_stored_as_sealed_by_browser(client, app, organizer_key, campaign, form):
+    answers = valid_answers(definition(app, campaign, form))
+    tokens = page_tokens(client, campaign, form)
+    sealed = browser_envelope([organizer_public(organizer_key)], campaign, form, answers)
+    response = post(client, campaign, form, {**tokens, "envelope": sealed})
+    assert response.status_code == 303
+    assert response.headers["Location"] == f"/{campaign}/{form}/thanks"
+    (row,) = stored(app)
+    assert (row.id, row.sealed_by) == (tokens["submission_id"], "browser")
+    assert open_row(row, organizer_key)["answers"] == answers
+
+
+def test_a_browser_envelope_takes_the_place_of_any_plain_answers(client, app, organizer_key):
+    tokens = page_tokens(client, "open-letter", "testimony")
+    sealed = browser_envelope(
+        [organizer_public(organizer_key)], "open-letter", "testimony", {"what_happened": "sealed"}
+    )
+    data = {**tokens, "envelope": sealed, "what_happened": "plain"}
+    assert post(client, "open-letter", "testimony", data).status_code == 303
+    (row,) = stored(app)
+    assert row.sealed_by == "browser"
+    assert open_row(row, organizer_key)["answers"] == {"what_happened": "sealed"}
+
+
+def test_an_envelope_sealed_to_another_key_is_refused_and_nothing_stored(client, app):
+    stranger = PublicKey(name="stranger", raw=raw_public_bytes(X25519PrivateKey.generate().public_key()))
+    tokens = page_tokens(client, "open-letter", "testimony")
+    sealed = browser_envelope([stranger], "open-letter", "testimony", {"what_happened": "x"})
+    response = post(client, "open-letter", "testimony", {**tokens, "envelope": sealed})
+    assert response.status_code == 400
+    assert "not sealed to exactly the current organizer keys" in html.unescape(response.get_data(as_text=True))
+    assert stored(app) == []
+
+
+def test_an_envelope_sealed_to_an_extra_key_is_refused(client, app, organizer_key):
+    stranger = PublicKey(name="stranger", raw=raw_public_bytes(X25519PrivateKey.generate().public_key()))
+    tokens = page_tokens(client, "open-letter", "testimony")
+    sealed = browser_envelope(
+        [organizer_public(organizer_key), stranger], "open-letter", "testimony", {"what_happened": "x"}
+    )
+    response = post(client, "open-letter", "testimony", {**tokens, "envelope": sealed})
+    assert response.status_code == 400
+    assert stored(app) == []
+
+
+@pytest.mark.parametrize("bad", ["{}", "not json", '{"version":1,"recipients":[]}', '{"answers":{"x":"plain"}}'])
+def test_a_malformed_envelope_is_refused_and_nothing_stored(client, app, bad):
+    tokens = page_tokens(client, "open-letter", "testimony")
+    response = post(client, "open-letter", "testimony", {**tokens, "envelope": bad})
+    assert response.status_code == 400
+    assert "Nothing was stored." in response.get_data(as_text=True)
+    assert "plain" not in response.get_data(as_text=True)
+    assert stored(app) == []
+
+
+def test_an_envelope_without_a_valid_csrf_token_is_refused(client, app, organizer_key):
+    tokens = page_tokens(client, "open-letter", "testimony")
+    sealed = browser_envelope([organizer_public(organizer_key)], "open-letter", "testimony", {"what_happened": "x"})
+    data = {"submission_id": tokens["submission_id"], "csrf_token": "forged", "envelope": sealed}
+    response = post(client, "open-letter", "testimony", data)
+    assert response.status_code == 400
+    assert stored(app) == []
+
+
+def test_a_refused_envelope_gets_a_json_error_when_the_script_asks_for_json(client, app):
+    tokens = page_tokens(client, "open-letter", "testimony")
+    response = client.post(
+        "/open-letter/testimony",
+        data={**tokens, "envelope": "{}"},
+        headers={"Accept": "application/json"},
+    )
+    assert response.status_code == 400
+    assert response.is_json
+    assert "Nothing was stored." in response.get_json()["error"]
+    assert stored(app) == []
+
+
+def test_a_repeated_browser_envelope_with_the_same_submission_id_stores_one_row(client, app, organizer_key):
+    tokens = page_tokens(client, "open-letter", "testimony")
+    sealed = browser_envelope([organizer_public(organizer_key)], "open-letter", "testimony", {"what_happened": "x"})
+    for _ in range(3):
+        assert post(client, "open-letter", "testimony", {**tokens, "envelope": sealed}).status_code == 303
+    assert len(stored(app)) == 1
+
+
+def test_a_client_chosen_submission_id_is_accepted(client, app):
+    tokens = page_tokens(client, "open-letter", "testimony")
+    chosen = new_submission_id()
+    data = {**tokens, "submission_id": chosen, **form_data({"what_happened": "x", "may_share": True})}
+    assert post(client, "open-letter", "testimony", data).status_code == 303
+    assert [r.id for r in stored(app)] == [chosen]
