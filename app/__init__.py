@@ -11,7 +11,6 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from app import cli, security, views
 from app.config import load_config
 from app.forms import AnswersForm, form_class
-from app.security import limiter
 from app.storage import db
 from papillon import campaigns, keys
 
@@ -43,11 +42,9 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
     db.init_app(app)
-    limiter.init_app(app)
+    security.init_app(app)
     app.jinja_env.add_extension("jinja2.ext.i18n")
     app.jinja_env.install_null_translations(newstyle=True)
-    app.after_request(security.set_headers)
-    security.quiet_logs()
     app.register_blueprint(views.bp)
     cli.init_app(app)
     return app

@@ -1,15 +1,23 @@
-"""What keeps the server ignorant of its visitors: headers, a rate limit key that forgets, quiet logs."""
+"""What keeps the server ignorant of its visitors: headers, a rate limit key that forgets, quiet logs,
+and a first look at a posted body that refuses what no page of ours could have sent."""
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
 import hmac
+import ipaddress
 import logging
 import re
+import urllib.parse
 
-from flask import Response, current_app, request
+from flask import Flask, Response, current_app, has_request_context, request
+from flask.logging import default_handler
+from flask.sessions import SecureCookieSessionInterface
 from flask_limiter import Limiter
+from werkzeug.exceptions import BadRequest, UnsupportedMediaType
+
+from papillon.campaigns import MULTIPLE_CHOICE, Form
 
 CSP = "; ".join(
     [
@@ -37,6 +45,16 @@ HEADERS = {
     "Cross-Origin-Embedder-Policy": "require-corp",
 }
 HSTS = "max-age=63072000; includeSubDomains"
+FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
+IPV6_PREFIX = 64
+
+
+def init_app(app: Flask) -> None:
+    """Headers on every response, the CSRF cookie's Secure flag, the limiter, and logs without addresses."""
+    app.session_interface = SessionInterface()
+    limiter.init_app(app)
+    app.after_request(set_headers)
+    quiet_logs()
 
 
 def set_headers(response: Response) -> Response:
@@ -49,19 +67,78 @@ def set_headers(response: Response) -> Response:
     return response
 
 
-def daily_key(secret: str, day: dt.date) -> bytes:
+class SessionInterface(SecureCookieSessionInterface):
+    """The session cookie (it holds the CSRF token and nothing else) is Secure whenever the request came
+    over HTTPS, directly or as a trusted proxy reports it, and always when SESSION_COOKIE_SECURE is set."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        if app.config["SESSION_COOKIE_SECURE"]:
+            return True
+        return has_request_context() and request.is_secure
+
+
+def daily_key(secret: str | bytes, day: dt.date) -> bytes:
     """The day's key for hashing client addresses: derived when needed, never stored, gone tomorrow."""
-    return hmac.new(secret.encode(), f"papillon rate limit {day.isoformat()}".encode(), hashlib.sha256).digest()
+    secret = secret.encode() if isinstance(secret, str) else secret
+    return hmac.new(secret, f"papillon rate limit {day.isoformat()}".encode(), hashlib.sha256).digest()
 
 
-def client_key() -> str:
+def limit_subject(address: str | None) -> str:
+    """What one client is, for counting: its IPv4 address, or its IPv6 /64 (one home or phone usually
+    holds a whole /64, so counting single IPv6 addresses would let anyone step around the limits)."""
+    try:
+        ip = ipaddress.ip_address((address or "").split("%", 1)[0])
+    except ValueError:
+        return address or ""
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network(f"{ip}/{IPV6_PREFIX}", strict=False))
+    return str(ip)
+
+
+def client_key(address: str | None = None, day: dt.date | None = None) -> str:
     """Rate-limit bucket of the current client: a keyed hash of its address that changes every day."""
-    day = dt.datetime.now(dt.UTC).date()
-    address = (request.remote_addr or "").encode()
-    return hmac.new(daily_key(current_app.secret_key, day), address, hashlib.sha256).hexdigest()[:32]
+    day = day or dt.datetime.now(dt.UTC).date()
+    address = request.remote_addr if address is None else address
+    subject = limit_subject(address).encode()
+    return hmac.new(daily_key(current_app.secret_key, day), subject, hashlib.sha256).hexdigest()[:32]
 
 
-limiter = Limiter(key_func=client_key)
+def default_limit() -> str:
+    """RATELIMIT_DEFAULT of the app at hand, read at each request (the limiter object is shared)."""
+    return current_app.config["RATELIMIT_DEFAULT"]
+
+
+limiter = Limiter(key_func=client_key, default_limits=[default_limit])
+
+
+def check_form_body(form: Form) -> None:
+    """Refuse, before anything reads the answers, a body that neither the page nor its script could send.
+
+    Both send ``application/x-www-form-urlencoded`` in UTF-8, and repeat a name only for the checkboxes of a
+    multiple-choice field. Anything else (another content type, bytes that are not UTF-8, a text field sent
+    twice) is refused as a whole instead of being silently repaired or half-read.
+    """
+    if request.mimetype != FORM_CONTENT_TYPE:
+        raise UnsupportedMediaType()
+    if not _utf8_form(request.get_data(cache=True)):
+        raise BadRequest()
+    repeatable = {f.name for f in form.fields if f.type == MULTIPLE_CHOICE}
+    for name, values in request.form.lists():
+        if len(values) > 1 and name not in repeatable:
+            raise BadRequest()
+
+
+def _utf8_form(body: bytes) -> bool:
+    """Whether every name and value of a URL-encoded body is UTF-8 once its escapes are undone
+    (Werkzeug would quietly turn bad bytes into U+FFFD and go on)."""
+    try:
+        for part in body.split(b"&"):
+            urllib.parse.unquote_to_bytes(part.replace(b"+", b" ")).decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 class _DropClientAddress(logging.Filter):
@@ -75,7 +152,13 @@ class _DropClientAddress(logging.Filter):
         return True
 
 
+# Flask's own handler (used when nothing else is configured, e.g. under gunicorn) prints the time of
+# every message; an application error would then record when someone was using the site.
+FLASK_LOG_FORMAT = "%(levelname)s in %(module)s: %(message)s"
+
+
 def quiet_logs() -> None:
     logger = logging.getLogger("werkzeug")
     if not any(isinstance(f, _DropClientAddress) for f in logger.filters):
         logger.addFilter(_DropClientAddress())
+    default_handler.setFormatter(logging.Formatter(FLASK_LOG_FORMAT))

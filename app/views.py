@@ -8,7 +8,7 @@ from flask import Blueprint, Response, abort, current_app, jsonify, redirect, re
 from werkzeug.exceptions import BadRequest, HTTPException
 
 from app.forms import AnswersForm, new_submission_id
-from app.security import limiter
+from app.security import check_form_body, limiter
 from app.storage import db
 from papillon import envelope
 from papillon.campaigns import Campaign, Form
@@ -121,6 +121,8 @@ def submit_limit() -> str:
 @limiter.limit(submit_limit, methods=["POST"])
 def form(campaign_slug: str, form_slug: str):
     campaign, form = _lookup(campaign_slug, form_slug)
+    if request.method == "POST":
+        check_form_body(form)
     wtf: AnswersForm = current_app.extensions["papillon.forms"][campaign.slug, form.slug]()
     if request.method == "GET":
         wtf.submission_id.data = new_submission_id()
@@ -140,6 +142,8 @@ def form(campaign_slug: str, form_slug: str):
             sealed = envelope.parse(wtf.envelope.data, [k.key_id for k in public_keys()])
         except envelope.EnvelopeError as exc:
             refuse(f"The sealed answers were refused: {exc}. Nothing was stored.")
+        except RecursionError:
+            refuse("The sealed answers were refused: the envelope is not valid JSON. Nothing was stored.")
         sealed_by = "browser"
     else:
         valid = wtf.validate_answers()

@@ -1,0 +1,348 @@
+"""The shipped gunicorn.conf.py: its settings, its log filter, and a real gunicorn that must forget its visitors."""
+
+from __future__ import annotations
+
+import datetime as dt
+import http.client
+import logging
+import os
+import re
+import runpy
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlencode
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from gunicorn.glogging import Logger
+
+from app import create_app
+from app.storage import db
+from papillon import keys
+
+ROOT = Path(__file__).resolve().parent.parent
+CONF = ROOT / "gunicorn.conf.py"
+TOKEN = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
+SUBMISSION = re.compile(r'name="submission_id" type="hidden" value="([^"]+)"')
+
+# What a visitor's request carries, made up so that it can be searched for afterwards.
+FORWARDED_ADDRESS = "198.51.100.173"
+AGENT = "Mozilla/5.0 (PapillonProbe; MadeUpAgent/7.31)"
+REFERRER = "https://referrer.invalid/came-from/this-page"
+
+
+def _second_loopback() -> str | None:
+    """Connect from 127.0.0.2 where the system allows it (Linux does), so the real peer address can be
+    looked for in the logs too; 127.0.0.1 cannot be, as gunicorn's own "Listening at" line names it."""
+    try:
+        with socket.socket() as s:
+            s.bind(("127.0.0.2", 0))
+    except OSError:
+        return None
+    return "127.0.0.2"
+
+
+PEER_ADDRESS = _second_loopback()
+SECRETS = [FORWARDED_ADDRESS, "PapillonProbe", "MadeUpAgent", "referrer.invalid", "came-from"]
+SECRETS += [PEER_ADDRESS] if PEER_ADDRESS else []
+APACHE_TIME = re.compile(r"\d{2}/[A-Z][a-z]{2}/\d{4}")
+CLOCK = re.compile(r"(?<![\d.:])\d{1,2}:\d{2}:\d{2}(?![\d])")
+
+
+def load_conf(monkeypatch: pytest.MonkeyPatch, **env: str) -> dict[str, object]:
+    for name in ("PAPILLON_BIND", "PAPILLON_WORKERS", "PAPILLON_THREADS", "PAPILLON_ACCESS_LOG", "PAPILLON_LOG_LEVEL"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return runpy.run_path(str(CONF))
+
+
+def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    conf = load_conf(monkeypatch)
+    assert conf["bind"] == ["127.0.0.1:8000"]
+    assert conf["workers"] == 1
+    assert conf["accesslog"] == "-"
+    assert conf["errorlog"] == "-"
+    assert conf["forwarded_allow_ips"] == ""
+    assert conf["proxy_protocol"] is False
+    assert issubclass(conf["logger_class"], Logger)
+
+
+def test_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    conf = load_conf(
+        monkeypatch,
+        PAPILLON_BIND="0.0.0.0:9000, [::]:9000",
+        PAPILLON_WORKERS="3",
+        PAPILLON_THREADS="2",
+        PAPILLON_ACCESS_LOG="off",
+        PAPILLON_LOG_LEVEL="warning",
+    )
+    assert conf["bind"] == ["0.0.0.0:9000", "[::]:9000"]
+    assert (conf["workers"], conf["threads"], conf["accesslog"], conf["loglevel"]) == (3, 2, None, "warning")
+
+
+def test_the_access_log_format_holds_nothing_about_the_visitor(monkeypatch: pytest.MonkeyPatch) -> None:
+    fmt = load_conf(monkeypatch)["access_log_format"]
+    atoms = set(re.findall(r"%\(([^)]+)\)s", fmt))
+    assert atoms <= {"m", "U", "s", "B", "b", "H", "T", "D", "M", "L"}
+    assert atoms >= {"m", "U", "s"}
+
+
+def test_the_logger_hands_out_only_safe_atoms(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Even a changed access_log_format (say %(h)s %(t)s "%(a)s") cannot bring back the visitor."""
+    logger_class = load_conf(monkeypatch)["logger_class"]
+    logger = object.__new__(logger_class)
+
+    @dataclass
+    class Response:
+        status: str = "200 OK"
+        headers: tuple = (("Set-Cookie", "papillon=abc"),)
+        sent: int = 12
+
+    environ = {
+        "REMOTE_ADDR": FORWARDED_ADDRESS,
+        "REQUEST_METHOD": "GET",
+        "RAW_URI": "/x?who=me",
+        "PATH_INFO": "/x",
+        "QUERY_STRING": "who=me",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "HTTP_USER_AGENT": AGENT,
+        "HTTP_REFERER": REFERRER,
+    }
+    request_headers = [("USER-AGENT", AGENT), ("REFERER", REFERRER), ("X-FORWARDED-FOR", FORWARDED_ADDRESS)]
+    atoms = logger.atoms(Response(), request_headers, environ, dt.timedelta(milliseconds=5))
+    wrapped = logger.atoms_wrapper_class(atoms)
+    line = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" %(q)s %({x-forwarded-for}i)s %({set-cookie}o)s'
+    text = line % wrapped
+    for secret in [*SECRETS, "who=me", "papillon=abc"]:
+        assert secret not in text
+    assert not APACHE_TIME.search(text) and not CLOCK.search(text)
+    assert '"%(m)s %(U)s" %(s)s %(B)s' % wrapped == '"GET /x" 200 12'  # noqa: UP031 (gunicorn's own syntax)
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        ("Invalid request from ip=198.51.100.173: Invalid HTTP request line: 'GARBAGE'", "Invalid HTTP request line"),
+        (
+            f"Invalid request from ip=2001:db8::1: Invalid HTTP Header: 'User-Agent: {AGENT}'",
+            "Invalid HTTP Header",
+        ),
+        ("Invalid request from ip=198.51.100.173: Proxy request from '198.51.100.173' not allowed", "Proxy request"),
+        ("Invalid request from ip=: 'bad'", "malformed"),
+    ],
+)
+def test_the_error_log_filter_drops_address_and_request(monkeypatch: pytest.MonkeyPatch, message: str, expected: str):
+    filter_class = load_conf(monkeypatch)["ForgetClients"]
+    record = logging.LogRecord("gunicorn.error", logging.WARNING, __file__, 1, message, (), None)
+    assert filter_class().filter(record) is True
+    text = record.getMessage()
+    assert text.startswith("Invalid request: ") and expected in text
+    for secret in [*SECRETS, "2001:db8", "GARBAGE", "'"]:
+        assert secret not in text
+
+
+def test_the_error_log_filter_hides_any_ip_equals(monkeypatch: pytest.MonkeyPatch) -> None:
+    filter_class = load_conf(monkeypatch)["ForgetClients"]
+    record = logging.LogRecord(
+        "gunicorn.error", logging.INFO, __file__, 1, "peer %s went away", ("ip=198.51.100.9",), None
+    )
+    filter_class().filter(record)
+    assert "198.51.100.9" not in record.getMessage()
+
+
+def test_the_error_log_has_no_timestamp(monkeypatch: pytest.MonkeyPatch) -> None:
+    logger_class = load_conf(monkeypatch)["logger_class"]
+    assert "asctime" not in logger_class.error_fmt and "asctime" not in logger_class.syslog_fmt
+
+
+# A real gunicorn, started from the repository root so that it reads the shipped gunicorn.conf.py.
+@dataclass
+class Server:
+    port: int
+    process: subprocess.Popen
+    out: Path
+    err: Path
+    data: Path
+
+    def connection(self) -> http.client.HTTPConnection:
+        source = (PEER_ADDRESS, 0) if PEER_ADDRESS else None
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=10, source_address=source)
+
+    def logs(self) -> str:
+        return self.out.read_text(errors="replace") + "\n" + self.err.read_text(errors="replace")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+
+@pytest.fixture
+def server(tmp_path: Path, organizer_key: X25519PrivateKey) -> Iterator[Server]:
+    keys_dir = tmp_path / "keys"
+    keys_dir.mkdir()
+    (keys_dir / "organizer.pub").write_text(keys.dumps_public("organizer", organizer_key.public_key()))
+    data = tmp_path / "data"
+    data.mkdir()
+    database_url = f"sqlite:///{data / 'papillon.sqlite3'}"
+    setup = create_app({"SECRET_KEY": "x", "DATABASE_URL": database_url, "PAPILLON_KEYS_DIR": str(keys_dir)})
+    with setup.app_context():
+        db.create_schema()
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PAPILLON_", "RATELIMIT_", "GUNICORN_"))}
+    env.update(
+        SECRET_KEY="gunicorn test secret key",
+        DATABASE_URL=database_url,
+        PAPILLON_KEYS_DIR=str(keys_dir),
+        PAPILLON_BIND=f"127.0.0.1:{port}",
+        PAPILLON_TRUSTED_PROXIES="1",  # so the made-up X-Forwarded-For becomes the client address
+        RATELIMIT_SUBMIT="3 per minute",
+        PYTHONUNBUFFERED="1",
+    )
+    env.pop("WEB_CONCURRENCY", None)
+    env.pop("FORWARDED_ALLOW_IPS", None)
+    out, err = tmp_path / "stdout.log", tmp_path / "stderr.log"
+    with out.open("wb") as stdout, err.open("wb") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "wsgi:app"],
+            cwd=ROOT,
+            env=env,
+            stdout=stdout,
+            stderr=stderr,
+            stdin=subprocess.DEVNULL,
+        )
+    running = Server(port, process, out, err, data)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"gunicorn exited with {process.returncode}:\n{running.logs()}")
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+                conn.request("GET", "/healthz")
+                if conn.getresponse().status == 200:
+                    conn.close()
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"gunicorn did not answer within 30 s:\n{running.logs()}")
+            time.sleep(0.2)
+        yield running
+    finally:
+        stop(process)
+
+
+def request(
+    server: Server, method: str, path: str, body: bytes | None = None, cookie: str = "", **headers: str
+) -> tuple[int, dict[str, str], str]:
+    conn = server.connection()
+    sent = {"X-Forwarded-For": FORWARDED_ADDRESS, "User-Agent": AGENT, "Referer": REFERRER, **headers}
+    if cookie:
+        sent["Cookie"] = cookie
+    if body is not None:
+        sent["Content-Type"] = "application/x-www-form-urlencoded"
+    try:
+        conn.request(method, path, body=body, headers=sent)
+        response = conn.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read().decode()
+    finally:
+        conn.close()
+
+
+def raw_request(server: Server, data: bytes) -> bytes:
+    with socket.socket() as s:
+        s.settimeout(10)
+        if PEER_ADDRESS:
+            s.bind((PEER_ADDRESS, 0))
+        s.connect(("127.0.0.1", server.port))
+        s.sendall(data)
+        return s.recv(4096)
+
+
+def minutes_between(start: dt.datetime, end: dt.datetime) -> set[str]:
+    """Every HH:MM the test ran through, in local time and in UTC."""
+    out = set()
+    moment = start - dt.timedelta(minutes=1)
+    while moment <= end + dt.timedelta(minutes=1):
+        out.add(moment.strftime("%H:%M"))
+        out.add(moment.astimezone(dt.UTC).strftime("%H:%M"))
+        moment += dt.timedelta(minutes=1)
+    return out
+
+
+def test_gunicorn_logs_and_database_keep_nothing_about_the_visitor(server: Server) -> None:
+    start = dt.datetime.now().astimezone()
+    assert request(server, "GET", "/")[0] == 200
+    assert request(server, "GET", f"/declaration/?from={FORWARDED_ADDRESS}&ua=PapillonProbe")[0] == 200
+
+    status, headers, html = request(server, "GET", "/declaration/sign")
+    assert status == 200
+    cookie = headers["set-cookie"].split(";", 1)[0]
+    answers = {
+        "csrf_token": TOKEN.search(html).group(1),
+        "submission_id": SUBMISSION.search(html).group(1),
+        "signing_as": "An individual",
+        "name": "Ada Lovelace",
+    }
+    status, headers, _ = request(server, "POST", "/declaration/sign", urlencode(answers).encode(), cookie)
+    assert status == 303, headers
+    assert request(server, "GET", headers["location"], cookie=cookie)[0] == 200
+
+    assert request(server, "GET", "/no-such-page/")[0] == 404
+    status, _, html = request(server, "POST", "/declaration/sign", b"name=" + b"x" * 300_000, cookie)
+    assert status == 413 and "larger than this site accepts" in html
+    assert request(server, "POST", "/declaration/sign", b"name=x", cookie)[0] == 400
+    status, headers, html = request(server, "POST", "/declaration/sign", b"name=x", cookie)
+    assert status == 429 and "Too many tries" in html and "Traceback" not in html
+    assert headers["content-security-policy"].startswith("default-src 'none'")
+    # Requests gunicorn itself refuses, which its error log would report with the peer's address.
+    assert raw_request(server, b"GARBAGE \x01 REQUEST\r\n\r\n").startswith(b"HTTP/1.1 400")
+    bad_header = f"GET / HTTP/1.1\r\nHost: x\r\nUser-Agent: {AGENT}\x01\r\n\r\n".encode()
+    assert raw_request(server, bad_header).startswith(b"HTTP/1.1 400")
+    end = dt.datetime.now().astimezone()
+
+    stop(server.process)
+    logs = server.logs()
+    # The log is there, and it says what it should.
+    assert '"GET /declaration/" 200' in logs
+    assert '"POST /declaration/sign" 303' in logs
+    assert '"POST /declaration/sign" 429' in logs
+    assert "Invalid request: Invalid HTTP request line" in logs
+    # And nothing else.
+    for secret in SECRETS:
+        assert secret not in logs, secret
+    assert "from=" not in logs and "?" not in logs
+    assert not APACHE_TIME.search(logs), APACHE_TIME.search(logs)
+    assert not CLOCK.search(logs), CLOCK.search(logs)
+    for hhmm in minutes_between(start, end):
+        assert not re.search(rf"(?<![\d.:]){hhmm}(?![\d])", logs), hhmm
+
+    files = sorted(server.data.iterdir())
+    assert any(f.name == "papillon.sqlite3" for f in files)
+    stored = b"".join(f.read_bytes() for f in files)
+    assert b"declaration" in stored  # the row is there
+    for secret in SECRETS:
+        assert secret.encode() not in stored, secret
+    assert not re.search(rb"\d{2}:\d{2}:\d{2}", stored)
+    for hhmm in minutes_between(start, end):
+        assert not re.search(rb"(?<![\d.:])" + hhmm.encode() + rb"(?![\d])", stored), hhmm

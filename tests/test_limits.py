@@ -1,0 +1,377 @@
+"""Rate limits that count without remembering anyone, the body cap, field caps and the honeypot."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import os
+import re
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import pytest
+import redis
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+
+from app import create_app, security
+from app.config import ConfigError, load_config
+from app.storage import Submission, db
+
+TOKEN = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
+SUBMISSION = re.compile(r'name="submission_id" type="hidden" value="([^"]+)"')
+SIGNATURE = {"signing_as": "An individual", "name": "Ada Lovelace"}
+REDIS_URL = os.environ.get("PAPILLON_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+KIND_429 = "Too many tries from your connection just now"
+
+
+def tokens(client: FlaskClient, **kw: object) -> dict[str, str]:
+    html = client.get("/declaration/sign", **kw).get_data(as_text=True)
+    return {"csrf_token": TOKEN.search(html).group(1), "submission_id": SUBMISSION.search(html).group(1)}
+
+
+def count(app: Flask) -> int:
+    with app.app_context(), db.session() as session:
+        return session.scalar(select(func.count()).select_from(Submission))
+
+
+def make_app(config: dict[str, object], **overrides: object) -> Flask:
+    app = create_app({**config, **overrides})
+    with app.app_context():
+        db.create_schema()
+    return app
+
+
+# The key: a keyed hash of the address, with a key of the day that is derived, never stored.
+DAY = dt.date(2030, 5, 17)
+
+
+@pytest.fixture
+def ctx(app: Flask) -> Iterator[None]:
+    with app.test_request_context("/"):
+        yield
+
+
+def test_the_same_address_gets_the_same_key_within_a_day(ctx: None) -> None:
+    assert security.client_key("203.0.113.9", DAY) == security.client_key("203.0.113.9", DAY)
+
+
+def test_the_key_of_an_address_changes_the_next_day(ctx: None) -> None:
+    keys = {security.client_key("203.0.113.9", DAY + dt.timedelta(days=n)) for n in range(30)}
+    assert len(keys) == 30
+
+
+def test_different_addresses_get_different_keys(ctx: None) -> None:
+    keys = {security.client_key(f"203.0.113.{n}", DAY) for n in range(256)}
+    assert len(keys) == 256
+
+
+def test_the_key_holds_nothing_of_the_address(ctx: None) -> None:
+    key = security.client_key("203.0.113.9", DAY)
+    assert re.fullmatch(r"[0-9a-f]{32}", key)
+    assert "203" not in key and "113" not in key
+
+
+def test_the_key_depends_on_the_secret(config: dict[str, object]) -> None:
+    def key_with(secret: str) -> str:
+        app = create_app({**config, "SECRET_KEY": secret})
+        with app.test_request_context("/"):
+            return security.client_key("203.0.113.9", DAY)
+
+    assert key_with("one secret") != key_with("another secret")
+
+
+def test_the_day_key_is_derived_from_secret_and_date_only() -> None:
+    assert security.daily_key("s", DAY) == security.daily_key(b"s", DAY)
+    assert security.daily_key("s", DAY) != security.daily_key("s", DAY + dt.timedelta(days=1))
+    assert security.daily_key("s", DAY) != security.daily_key("t", DAY)
+    assert len(security.daily_key("s", DAY)) == 32
+
+
+def test_the_key_of_the_current_request_uses_its_address_and_todays_date_in_utc(app: Flask) -> None:
+    today = dt.datetime.now(dt.UTC).date()
+    with app.test_request_context("/", environ_base={"REMOTE_ADDR": "192.0.2.33"}):
+        key = security.client_key()
+        assert key in {security.client_key("192.0.2.33", today + dt.timedelta(days=n)) for n in (0, 1)}
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "same"),
+    [
+        ("2001:db8:1:2::1", "2001:db8:1:2:ffff::9", True),  # one /64: one home, one phone
+        ("2001:db8:1:2::1", "2001:db8:1:3::1", False),
+        ("::ffff:203.0.113.9", "203.0.113.9", True),
+        ("203.0.113.9", "203.0.113.10", False),
+        ("fe80::1%eth0", "fe80::2", True),
+    ],
+)
+def test_ipv6_clients_are_counted_by_their_64(ctx: None, a: str, b: str, same: bool) -> None:
+    assert (security.client_key(a, DAY) == security.client_key(b, DAY)) == same
+
+
+# Limits over HTTP.
+def burst(client: FlaskClient, n: int, **kw: object) -> list[int]:
+    return [client.post("/declaration/sign", data={"name": "x"}, **kw).status_code for _ in range(n)]
+
+
+def test_a_burst_is_answered_429_with_the_kind_page(config: dict[str, object]) -> None:
+    app = make_app(config, RATELIMIT_ENABLED=True, RATELIMIT_SUBMIT="3 per minute")
+    client = app.test_client()
+    statuses = burst(client, 5)
+    assert statuses == [400, 400, 400, 429, 429]
+    response = client.post("/declaration/sign", data={**tokens(client), **SIGNATURE})
+    assert response.status_code == 429
+    html = response.get_data(as_text=True)
+    assert KIND_429 in html and 'id="error-message"' in html
+    assert "Traceback" not in html and "per minute" not in html
+    assert "data-quick-exit" in html
+    assert count(app) == 0
+    # Reading pages is limited separately (RATELIMIT_DEFAULT), so the person can still read.
+    assert client.get("/declaration/").status_code == 200
+
+
+def test_the_limited_script_gets_json(config: dict[str, object]) -> None:
+    app = make_app(config, RATELIMIT_ENABLED=True, RATELIMIT_SUBMIT="1 per minute")
+    client = app.test_client()
+    burst(client, 1)
+    response = client.post("/declaration/sign", data={"name": "x"}, headers={"Accept": "application/json"})
+    assert response.status_code == 429
+    assert KIND_429 in response.get_json()["error"]
+
+
+def test_the_default_limit_covers_pages_but_not_healthz(config: dict[str, object]) -> None:
+    app = make_app(config, RATELIMIT_ENABLED=True, RATELIMIT_DEFAULT="2 per minute")
+    client = app.test_client()
+    assert [client.get("/").status_code for _ in range(3)] == [200, 200, 429]
+    assert [client.get("/healthz").status_code for _ in range(5)] == [200] * 5
+
+
+@pytest.mark.parametrize("trusted", [0, 1])
+def test_x_forwarded_for_is_believed_only_behind_trusted_proxies(config: dict[str, object], trusted: int) -> None:
+    app = make_app(config, RATELIMIT_ENABLED=True, RATELIMIT_SUBMIT="1 per minute", PAPILLON_TRUSTED_PROXIES=trusted)
+    client = app.test_client()
+    first = burst(client, 1, headers={"X-Forwarded-For": "198.51.100.1"})
+    other = burst(client, 1, headers={"X-Forwarded-For": "198.51.100.2"})
+    same = burst(client, 1, headers={"X-Forwarded-For": "198.51.100.1"})
+    assert first == [400]
+    assert same == [429]
+    # Behind a trusted proxy each forwarded address is its own client; otherwise the header is
+    # ignored, and every request counts against the address the connection came from.
+    assert other == ([400] if trusted else [429])
+
+
+def test_with_two_trusted_proxies_the_second_address_from_the_right_counts(config: dict[str, object]) -> None:
+    app = make_app(config, PAPILLON_TRUSTED_PROXIES=2)
+
+    @app.get("/_who")
+    def who() -> str:
+        from flask import request
+
+        return request.remote_addr or ""
+
+    client = app.test_client()
+    seen = client.get("/_who", headers={"X-Forwarded-For": "10.9.9.9, 198.51.100.7, 192.0.2.1"}).get_data(as_text=True)
+    assert seen == "198.51.100.7"
+    untrusted = make_app(config)
+    untrusted.add_url_rule("/_who", view_func=who)
+    seen = untrusted.test_client().get("/_who", headers={"X-Forwarded-For": "198.51.100.7"}).get_data(as_text=True)
+    assert seen == "127.0.0.1"
+
+
+# Redis: several instances share counters; what Redis holds must name nobody.
+def connect_redis(url: str) -> redis.Redis:
+    """The local test Redis; one out of reach fails the test (never skips it)."""
+    client = redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=3)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        client.close()
+        pytest.fail(f"Redis is needed for this test and cannot be reached at {url}: {exc}")
+    return client
+
+
+@dataclass
+class Scratch:
+    """A Redis connection, a secret no other test uses (so every limiter key of this test is new),
+    and the client hashes whose keys are deleted afterwards: nothing else in the database is touched."""
+
+    client: redis.Redis
+    secret: str = field(default_factory=lambda: f"redis test secret {uuid.uuid4().hex}")
+    hashes: list[str] = field(default_factory=list)
+
+    def ours(self) -> list[str]:
+        keys = [k.decode() for k in self.client.scan_iter(count=1000)]
+        return [k for k in keys if any(h in k for h in self.hashes)]
+
+
+@pytest.fixture
+def redis_db() -> Iterator[Scratch]:
+    """PAPILLON_TEST_REDIS_URL (the local Redis, db 15, by default)."""
+    scratch = Scratch(connect_redis(REDIS_URL))
+    try:
+        yield scratch
+    finally:
+        if mine := scratch.ours():
+            scratch.client.delete(*mine)
+        scratch.client.close()
+
+
+def test_an_unreachable_redis_is_a_failure_not_a_skip() -> None:
+    with pytest.raises(pytest.fail.Exception, match="Redis is needed"):
+        connect_redis("redis://127.0.0.1:1/15")
+
+
+def test_redis_counts_a_burst_and_stores_no_address(config: dict[str, object], redis_db: Scratch) -> None:
+    addresses = ["198.51.100.44", "2001:db8:77:1::5"]
+    settings = {
+        "SECRET_KEY": redis_db.secret,
+        "RATELIMIT_ENABLED": True,
+        "RATELIMIT_STORAGE_URI": REDIS_URL,
+        "RATELIMIT_SUBMIT": "2 per minute",
+        "RATELIMIT_DEFAULT": "100 per hour",
+        "PAPILLON_TRUSTED_PROXIES": 1,
+    }
+    app = make_app(config, **settings)
+    with app.test_request_context("/"):
+        redis_db.hashes.extend(security.client_key(a) for a in addresses)
+    client = app.test_client()
+    for address in addresses:
+        headers = {"X-Forwarded-For": address, "User-Agent": "RedisProbe/1.0"}
+        assert client.get("/declaration/", headers=headers).status_code == 200
+        assert burst(client, 3, headers=headers) == [400, 400, 429]
+    # A second instance on the same Redis sees the same counters.
+    other = make_app(config, **settings)
+    assert burst(other.test_client(), 1, headers={"X-Forwarded-For": addresses[0]}) == [429]
+
+    stored = redis_db.ours()
+    # Both addresses have counters for reading pages and for posting.
+    assert len(stored) >= 4, stored
+    everything = [k.decode() for k in redis_db.client.scan_iter(count=1000)]
+    dump = "\n".join(everything)
+    for text in [*addresses, "2001:db8:77:1::/64", "2001:db8:77:1:", "RedisProbe"]:
+        assert text not in dump
+    for key in stored:
+        assert redis_db.client.ttl(key) > 0, f"{key} would be kept for ever"
+        value = redis_db.client.dump(key) or b""
+        for address in addresses:
+            assert address.encode() not in value
+
+
+# Size and shape.
+def test_a_body_over_the_cap_gets_413_with_the_kind_page(config: dict[str, object]) -> None:
+    app = make_app(config, MAX_CONTENT_LENGTH=4096)
+    client = app.test_client()
+    response = client.post("/declaration/sign", data={**tokens(client), **SIGNATURE, "position": "p" * 5000})
+    assert response.status_code == 413
+    html = response.get_data(as_text=True)
+    assert "larger than this site accepts" in html and "data-quick-exit" in html
+    assert response.headers["Cache-Control"] == "no-store"
+    assert count(app) == 0
+    # Just under the cap is read normally (and refused for its overlong field, not for its size).
+    response = client.post("/declaration/sign", data={**tokens(client), **SIGNATURE, "position": "p" * 3000})
+    assert response.status_code == 400
+    assert count(app) == 0
+
+
+def test_a_body_over_the_cap_without_a_length_gets_413(config: dict[str, object]) -> None:
+    app = make_app(config, MAX_CONTENT_LENGTH=4096)
+    client = app.test_client()
+    body = b"name=" + b"x" * 10_000
+    response = client.post(
+        "/declaration/sign",
+        input_stream=io.BytesIO(body),
+        content_type="application/x-www-form-urlencoded",
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+    assert response.status_code == 413
+    assert count(app) == 0
+
+
+@pytest.mark.parametrize(
+    ("field", "limit"),
+    [("name", 120), ("position", 120), ("organization", 200), ("phone", 32)],
+)
+def test_every_text_field_has_a_length_cap(app: Flask, client: FlaskClient, field: str, limit: int) -> None:
+    value = "+1 555 0100" if field == "phone" else "a"
+    fill = "0" if field == "phone" else "a"
+    answers = {**SIGNATURE, field: value + fill * (limit + 1 - len(value))}
+    response = client.post("/declaration/sign", data={**tokens(client), **answers})
+    assert response.status_code == 400
+    assert f"under {limit} characters" in response.get_data(as_text=True)
+    assert count(app) == 0
+    answers[field] = answers[field][:limit]
+    assert client.post("/declaration/sign", data={**tokens(client), **answers}).status_code == 303
+    assert count(app) == 1
+
+
+def test_the_form_renders_maxlength_for_each_text_field(client: FlaskClient) -> None:
+    html = client.get("/open-letter/testimony").get_data(as_text=True)
+    for tag in re.findall(r"<(?:input|textarea)\b[^>]*>", html):
+        if re.search(r'type="(hidden|radio|checkbox)"', tag) or 'name="website"' in tag:
+            continue
+        assert "maxlength=" in tag, tag
+
+
+@pytest.mark.parametrize("value", ["http://spam.example", " ", "1"])
+def test_a_filled_honeypot_gets_the_same_thanks_and_stores_nothing(app: Flask, client: FlaskClient, value: str) -> None:
+    honest = client.post("/declaration/sign", data={**tokens(client), **SIGNATURE})
+    bot = client.post("/declaration/sign", data={**tokens(client), **SIGNATURE, "website": value})
+    assert bot.status_code == honest.status_code == 303
+    assert bot.headers["Location"] == honest.headers["Location"]
+    assert count(app) == 1
+
+
+def test_the_honeypot_works_for_sealed_envelopes_too(app: Flask, client: FlaskClient) -> None:
+    data = {**tokens(client), "envelope": '{"version":1,"recipients":[]}', "website": "bot"}
+    response = client.post("/declaration/sign", data=data)
+    assert response.status_code == 303
+    assert count(app) == 0
+
+
+def test_the_honeypot_field_name_is_a_setting(config: dict[str, object]) -> None:
+    app = make_app(config, PAPILLON_HONEYPOT_FIELD="homepage")
+    client = app.test_client()
+    html = client.get("/declaration/sign").get_data(as_text=True)
+    assert 'name="homepage"' in html and 'name="website"' not in html
+    assert client.post("/declaration/sign", data={**tokens(client), **SIGNATURE, "homepage": "x"}).status_code == 303
+    assert count(app) == 0
+
+
+# Every one of these settings can come from the environment.
+def test_limits_and_caps_come_from_the_environment() -> None:
+    settings = load_config(
+        {
+            "PAPILLON_TRUSTED_PROXIES": "2",
+            "MAX_CONTENT_LENGTH": "65536",
+            "RATELIMIT_ENABLED": "false",
+            "RATELIMIT_STORAGE_URI": "redis://127.0.0.1:6379/3",
+            "RATELIMIT_DEFAULT": "100 per hour",
+            "RATELIMIT_SUBMIT": "5 per minute;20 per hour",
+            "PAPILLON_HONEYPOT_FIELD": "homepage",
+            "SESSION_COOKIE_SECURE": "true",
+        }
+    )
+    assert settings["PAPILLON_TRUSTED_PROXIES"] == 2
+    assert settings["MAX_CONTENT_LENGTH"] == 65536
+    assert settings["RATELIMIT_ENABLED"] is False
+    assert settings["RATELIMIT_STORAGE_URI"] == "redis://127.0.0.1:6379/3"
+    assert settings["RATELIMIT_DEFAULT"] == "100 per hour"
+    assert settings["RATELIMIT_SUBMIT"] == "5 per minute;20 per hour"
+    assert settings["PAPILLON_HONEYPOT_FIELD"] == "homepage"
+    assert settings["SESSION_COOKIE_SECURE"] is True
+
+
+def test_defaults_are_memory_storage_and_no_trusted_proxy() -> None:
+    settings = load_config({})
+    assert settings["RATELIMIT_STORAGE_URI"] == "memory://"
+    assert settings["PAPILLON_TRUSTED_PROXIES"] == 0
+    assert settings["RATELIMIT_ENABLED"] is True
+    assert settings["MAX_CONTENT_LENGTH"] > 0
+
+
+@pytest.mark.parametrize(("name", "value"), [("PAPILLON_TRUSTED_PROXIES", "one"), ("MAX_CONTENT_LENGTH", "1MB")])
+def test_a_bad_number_in_the_environment_is_an_error(name: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=name):
+        load_config({name: value})
