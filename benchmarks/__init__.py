@@ -1,0 +1,1 @@
+"""Measurements that are run by hand (`make bench`), not by the test suite."""
