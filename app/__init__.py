@@ -15,6 +15,7 @@ from app.storage import db
 from papillon import campaigns, keys
 
 RESERVED_FIELD_NAMES = {"csrf_token", "submission_id", "envelope"}
+RESERVED_CAMPAIGN_SLUGS = {"static", "healthz"}
 
 
 class StartupError(RuntimeError):
@@ -65,6 +66,8 @@ def _form_classes(app: Flask) -> dict[tuple[str, str], type[AnswersForm]]:
     honeypot = app.config["PAPILLON_HONEYPOT_FIELD"]
     classes = {}
     for campaign in app.extensions["papillon.campaigns"].values():
+        if campaign.slug in RESERVED_CAMPAIGN_SLUGS:
+            raise StartupError(f"campaign {campaign.slug}: this address is used by the site itself; rename the file")
         for form in campaign.forms.values():
             clash = {f.name for f in form.fields} & (RESERVED_FIELD_NAMES | {honeypot})
             if clash:

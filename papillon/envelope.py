@@ -78,11 +78,11 @@ def parse(
         raise EnvelopeError("the envelope is too large")
     try:
         doc = json.loads(text)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise EnvelopeError("the envelope is not valid JSON") from exc
     if not isinstance(doc, dict) or set(doc) != {"version", "recipients"}:
         raise EnvelopeError("the envelope must hold exactly 'version' and 'recipients'")
-    if doc["version"] != VERSION or isinstance(doc["version"], bool):
+    if type(doc["version"]) is not int or doc["version"] != VERSION:
         raise EnvelopeError(f"unknown envelope version {doc['version']!r}")
     recipients = doc["recipients"]
     if not isinstance(recipients, list) or not recipients:

@@ -9,7 +9,7 @@ import json
 import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from urllib.parse import quote, quote_plus, urlsplit
+from urllib.parse import quote, quote_plus
 
 import pytest
 from browser_support import (
@@ -218,8 +218,7 @@ def assert_clean(log: PageLog, server: str, *, expected_failures: tuple[str, ...
     assert log.foreign_requests(server) == [], "a request left the site's own origin"
     assert log.csp_violations() == []
     assert log.js_errors() == []
-    # Chromium asks for /favicon.ico on its own; the site has no icon, and that is no fault of the page.
-    unexpected = {url for url in log.failed_loads() if not urlsplit(url).path.startswith("/favicon.ico")}
+    unexpected = set(log.failed_loads())
     assert unexpected - {f"{server}{path}" for path in expected_failures} == set()
 
 

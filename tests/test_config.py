@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 
 import nacl.pwhash
 import pytest
@@ -13,6 +14,9 @@ from sqlalchemy.engine import make_url
 from app import StartupError, create_app
 from app.config import ConfigError, Defaults, load_config
 from papillon import keys
+
+ROOT = Path(__file__).resolve().parent.parent
+
 
 SETTINGS = sorted(name for name in vars(Defaults) if name.isupper())
 
@@ -206,4 +210,14 @@ def test_the_app_refuses_a_field_named_like_its_own_hidden_fields(clean_env, con
         '[[forms.fields]]\nname = "website"\ntype = "text"\nlabel = "Your website"\n'
     )
     with pytest.raises(StartupError, match="'website' is reserved"):
+        create_app({**config, "PAPILLON_CAMPAIGNS_DIR": str(folder)})
+
+
+@pytest.mark.parametrize("slug", ["static", "healthz"])
+def test_a_campaign_named_like_a_page_of_the_site_stops_the_app(clean_env, config, tmp_path, slug):
+    folder = tmp_path / "campaigns"
+    folder.mkdir()
+    source = (ROOT / "app" / "campaigns" / "declaration.toml").read_text()
+    (folder / f"{slug}.toml").write_text(source.replace('slug = "declaration"', f'slug = "{slug}"'))
+    with pytest.raises(StartupError, match=f"campaign {slug}: this address is used by the site itself"):
         create_app({**config, "PAPILLON_CAMPAIGNS_DIR": str(folder)})

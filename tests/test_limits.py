@@ -375,3 +375,14 @@ def test_defaults_are_memory_storage_and_no_trusted_proxy() -> None:
 def test_a_bad_number_in_the_environment_is_an_error(name: str, value: str) -> None:
     with pytest.raises(ConfigError, match=name):
         load_config({name: value})
+
+
+def test_a_down_limiter_store_still_takes_submissions_and_counts_in_memory(config: dict[str, object]) -> None:
+    app = make_app(
+        config, RATELIMIT_ENABLED=True, RATELIMIT_SUBMIT="2 per minute", RATELIMIT_STORAGE_URI="redis://127.0.0.1:9/0"
+    )
+    client = app.test_client()
+    response = client.post("/declaration/sign", data={**tokens(client), **SIGNATURE})
+    assert response.status_code == 303
+    assert count(app) == 1
+    assert burst(client, 2) == [400, 429]

@@ -518,3 +518,9 @@ def test_a_client_chosen_submission_id_is_accepted(client, app):
     data = {**tokens, "submission_id": chosen, **form_data({"what_happened": "x", "may_share": True})}
     assert post(client, "open-letter", "testimony", data).status_code == 303
     assert [r.id for r in stored(app)] == [chosen]
+
+
+def test_the_browsers_own_favicon_request_gets_an_empty_answer_not_a_404(client):
+    response = client.get("/favicon.ico")
+    assert response.status_code == 204
+    assert response.data == b""
