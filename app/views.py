@@ -138,7 +138,9 @@ def form(campaign_slug: str, form_slug: str):
     if not wtf.submission_id_ok():
         refuse("This form is missing its submission number. Please reload the page and send it again.")
     fresh = wtf.validate()
-    thanks = redirect(url_for(".thanks", campaign_slug=campaign.slug, form_slug=form.slug), 303)
+    thanks_url = url_for(".thanks", campaign_slug=campaign.slug, form_slug=form.slug)
+    # The sealing script asks for JSON so that it can go to the thank-you page without loading it twice.
+    thanks = jsonify(thanks=thanks_url) if wants_json() else redirect(thanks_url, 303)
     if wtf.bot_filled_honeypot():
         return thanks
 

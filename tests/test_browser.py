@@ -9,7 +9,7 @@ import json
 import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote, quote_plus, urlsplit
 
 import pytest
 from browser_support import (
@@ -279,6 +279,8 @@ def test_sealed_in_browser_no_typed_text_leaves_the_page_and_the_record_opens_to
 
     row = assert_stored(app, plan, submission_id, "browser", organizer_key)
     assert sent["envelope"] == [row.envelope]
+    thanks_loads = [r for r in log.requests if urlsplit(r.url).path == f"{plan.path}/thanks"]
+    assert len(thanks_loads) == 1, "the thank-you page should be loaded once, on a slow link every load counts"
 
 
 # --- JavaScript off, or no X25519: sealed by the server on arrival ---------------------------------------------

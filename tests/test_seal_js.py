@@ -310,7 +310,7 @@ def run_page(organizers: list[X25519PrivateKey], **scenario: Any) -> dict[str, A
 def test_page_posts_only_the_envelope_and_hidden_values_then_shows_thanks(
     organizers: list[X25519PrivateKey],
 ) -> None:
-    report = run_page(organizers, response={"status": 200, "url": THANKS})
+    report = run_page(organizers, response={"status": 200, "json": {"thanks": THANKS}})
     assert report["listeners"] == ["submit"]
     assert report["prevented"]
     [sent] = report["fetches"]
@@ -319,7 +319,6 @@ def test_page_posts_only_the_envelope_and_hidden_values_then_shows_thanks(
         "method": "POST",
         "headers": {"Accept": "application/json"},
         "credentials": "same-origin",
-        "redirect": "follow",
     }
     assert sent["body_type"] == "URLSearchParams"
     assert set(sent["body"]) == {"csrf_token", "submission_id", "envelope", "website"}
@@ -340,7 +339,7 @@ def test_page_posts_only_the_envelope_and_hidden_values_then_shows_thanks(
 def test_page_without_webcrypto_x25519_is_left_to_the_plain_post(
     organizers: list[X25519PrivateKey], crypto: str
 ) -> None:
-    report = run_page(organizers, crypto=crypto, response={"status": 200, "url": THANKS})
+    report = run_page(organizers, crypto=crypto, response={"status": 200, "json": {"thanks": THANKS}})
     assert report["listeners"] == [], "the form must post as it is, for the server to seal"
     assert not report["status"]["hidden"]
     assert "sealed the moment they reach our server" in report["status"]["text"]
@@ -348,13 +347,13 @@ def test_page_without_webcrypto_x25519_is_left_to_the_plain_post(
 
 
 def test_page_says_answers_are_sealed_in_the_browser(organizers: list[X25519PrivateKey]) -> None:
-    report = run_page(organizers, valid=False, response={"status": 200, "url": THANKS})
+    report = run_page(organizers, valid=False, response={"status": 200, "json": {"thanks": THANKS}})
     assert SEALED_HERE in report["status"]["text"]
     assert not report["status"]["hidden"]
 
 
 def test_page_with_invalid_answers_reports_them_and_sends_nothing(organizers: list[X25519PrivateKey]) -> None:
-    report = run_page(organizers, valid=False, response={"status": 200, "url": THANKS})
+    report = run_page(organizers, valid=False, response={"status": 200, "json": {"thanks": THANKS}})
     assert report["prevented"]
     assert report["reported"] == 1
     assert report["fetches"] == []
@@ -394,7 +393,12 @@ def test_page_fails_closed_when_sealing_fails(organizers: list[X25519PrivateKey]
     bad = {"key_id": "0000000000000000", "public_key": base64.b64encode(bytes(32)).decode()}
     config = {**seal_config(organizers), "fields": FIELDS, "honeypot": "website"}
     config["keys"] = [*config["keys"], bad]
-    payload = {"config": config, "controls": CONTROLS, "action": ACTION, "response": {"status": 200, "url": THANKS}}
+    payload = {
+        "config": config,
+        "controls": CONTROLS,
+        "action": ACTION,
+        "response": {"status": 200, "json": {"thanks": THANKS}},
+    }
     report = run_node("page.js", payload)
     assert report["fetches"] == [], "nothing may be sent once sealing failed"
     assert "could not be sealed" in report["status"]["text"]

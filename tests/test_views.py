@@ -439,6 +439,20 @@ def test_a_browser_sealed_envelope_is_stored_as_sealed_by_browser(client, app, o
     assert open_row(row, organizer_key)["answers"] == answers
 
 
+def test_the_sealing_script_asking_for_json_gets_the_thank_you_address_instead_of_a_redirect(
+    client, app, organizer_key
+):
+    tokens = page_tokens(client, "open-letter", "testimony")
+    sealed = browser_envelope([organizer_public(organizer_key)], "open-letter", "testimony", {"what_happened": "x"})
+    response = client.post(
+        "/open-letter/testimony", data={**tokens, "envelope": sealed}, headers={"Accept": "application/json"}
+    )
+    assert response.status_code == 200
+    assert response.get_json() == {"thanks": "/open-letter/testimony/thanks"}
+    (row,) = stored(app)
+    assert row.sealed_by == "browser"
+
+
 def test_a_browser_envelope_takes_the_place_of_any_plain_answers(client, app, organizer_key):
     tokens = page_tokens(client, "open-letter", "testimony")
     sealed = browser_envelope(

@@ -177,17 +177,16 @@
       let response;
       try {
         response = await fetch(form.getAttribute("action"), {
-          method: "POST", body, headers: { Accept: "application/json" },
-          credentials: "same-origin", redirect: "follow",
+          method: "POST", body, headers: { Accept: "application/json" }, credentials: "same-origin",
         });
       } catch {
         // The submission id stays the same, so a retry cannot store the answers twice.
         return fail("Your answers could not be sent: the connection failed. Nothing you typed was lost "
           + "on this page. Please try again; they will be stored only once.");
       }
-      // The server answers a stored record with a redirect to the thank-you page.
-      if (response.ok && response.redirected) return location.assign(response.url);
+      // Asked for JSON, the server answers a stored record with the thank-you page's address.
       const reply = await response.json().catch(() => ({}));
+      if (response.ok && typeof reply.thanks === "string") return location.assign(reply.thanks);
       fail(typeof reply.error === "string" && reply.error ? reply.error
         : "Your answers were not stored. Nothing you typed was lost on this page. Please try again.");
     });

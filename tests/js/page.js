@@ -80,8 +80,6 @@ main(async ({ config, controls, action, valid = true, crypto = "x25519", respons
     return {
       ok: response.status < 400,
       status: response.status,
-      redirected: !!response.url,
-      url: response.url || url,
       json: async () => {
         if (response.json === undefined) throw new SyntaxError("Unexpected token '<'");
         return response.json;
