@@ -143,12 +143,16 @@ def _get(data: Mapping, key: str, where: str, kind: type, default: object = None
     return value
 
 
-def _field(data: object, where: str) -> Field:
-    if not isinstance(data, dict):
+def _table(data: object, where: str, allowed: set[str]) -> Mapping:
+    if not isinstance(data, Mapping):
         raise CampaignError(f"{where}: must be a table")
-    allowed = {"name", "type", "label", "required", "help", "max_length", "choices"}
     if extra := set(data) - allowed:
         raise CampaignError(f"{where}.{sorted(extra)[0]}: unknown setting")
+    return data
+
+
+def _field(data: object, where: str) -> Field:
+    data = _table(data, where, {"name", "type", "label", "required", "help", "max_length", "choices"})
     name = _get(data, "name", where, str)
     if not NAME.fullmatch(name):
         raise CampaignError(f"{where}.name: {name!r} must be lower case letters, digits and _")
@@ -180,11 +184,7 @@ def _field(data: object, where: str) -> Field:
 
 
 def _form(data: object, where: str) -> Form:
-    if not isinstance(data, dict):
-        raise CampaignError(f"{where}: must be a table")
-    allowed = {"slug", "title", "version", "intro", "submit", "thanks", "fields"}
-    if extra := set(data) - allowed:
-        raise CampaignError(f"{where}.{sorted(extra)[0]}: unknown setting")
+    data = _table(data, where, {"slug", "title", "version", "intro", "submit", "thanks", "fields"})
     slug = _get(data, "slug", where, str)
     if not SLUG.fullmatch(slug):
         raise CampaignError(f"{where}.slug: {slug!r} must be lower case letters, digits and -")

@@ -166,6 +166,15 @@ def _file_mentions_private(path: Path) -> bool:
     return b"PRIVATE KEY" in head or PRIVATE_TYPE.encode() in head
 
 
+def read_passphrase_file(path: str | Path) -> bytes:
+    """The passphrase on the first line of a file (for scripted use; people are asked instead)."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise KeyFileError(f"cannot read the passphrase file {path}: {exc}") from exc
+    return (lines[0] if lines else "").encode("utf-8")
+
+
 def _derive(passphrase: bytes, salt: bytes, opslimit: int, memlimit: int) -> bytes:
     return nacl.pwhash.argon2id.kdf(
         nacl.secret.SecretBox.KEY_SIZE, passphrase, salt, opslimit=opslimit, memlimit=memlimit
@@ -205,12 +214,16 @@ class PrivateKey:
     key: X25519PrivateKey
 
     @property
+    def public(self) -> PublicKey:
+        return PublicKey(name=self.name, raw=raw_public_bytes(self.key.public_key()))
+
+    @property
     def key_id(self) -> str:
-        return key_id(raw_public_bytes(self.key.public_key()))
+        return self.public.key_id
 
     @property
     def fingerprint(self) -> str:
-        return fingerprint(raw_public_bytes(self.key.public_key()))
+        return self.public.fingerprint
 
 
 def loads_private(text: str, passphrase: bytes, source: str = "private key") -> PrivateKey:

@@ -53,10 +53,9 @@ def read_passphrase(path: Path | None) -> bytes:
     if path is None:
         return getpass.getpass("Passphrase for the private key: ").encode("utf-8")
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise Refusal(f"cannot read the passphrase file {path}: {exc}") from exc
-    return (lines[0] if lines else "").encode("utf-8")
+        return keys.read_passphrase_file(path)
+    except keys.KeyFileError as exc:
+        raise Refusal(str(exc)) from exc
 
 
 def load_private(path: Path, passphrase_file: Path | None) -> keys.PrivateKey:

@@ -36,17 +36,16 @@ def _private_opener(path: str, flags: int) -> int:
 def read_passphrase(path: Path | None) -> bytes:
     if path is not None:
         try:
-            lines = path.read_text(encoding="utf-8").splitlines()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise Refusal(f"cannot read the passphrase file {path}: {exc}") from exc
-        passphrase = lines[0] if lines else ""
+            passphrase = keys.read_passphrase_file(path)
+        except keys.KeyFileError as exc:
+            raise Refusal(str(exc)) from exc
     else:
-        passphrase = getpass.getpass("Passphrase for the new private key: ")
-        if getpass.getpass("The same passphrase again: ") != passphrase:
+        passphrase = getpass.getpass("Passphrase for the new private key: ").encode("utf-8")
+        if getpass.getpass("The same passphrase again: ").encode("utf-8") != passphrase:
             raise Refusal("the two passphrases differ; nothing was written")
-    if len(passphrase) < MIN_PASSPHRASE:
+    if len(passphrase.decode("utf-8")) < MIN_PASSPHRASE:
         raise Refusal(f"the passphrase must be at least {MIN_PASSPHRASE} characters; nothing was written")
-    return passphrase.encode("utf-8")
+    return passphrase
 
 
 def main(argv: list[str] | None = None) -> int:
