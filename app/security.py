@@ -100,8 +100,7 @@ def limit_subject(address: str | None) -> str:
 def client_key(address: str | None = None, day: dt.date | None = None) -> str:
     """Rate-limit bucket of the current client: a keyed hash of its address that changes every day."""
     day = day or dt.datetime.now(dt.UTC).date()
-    address = request.remote_addr if address is None else address
-    subject = limit_subject(address).encode()
+    subject = limit_subject(request.remote_addr if address is None else address).encode()
     return hmac.new(daily_key(current_app.secret_key, day), subject, hashlib.sha256).hexdigest()[:32]
 
 
