@@ -238,3 +238,11 @@ def test_concurrent_distinct_stores_keep_every_row(app):
     assert results == [True] * THREADS
     with app.app_context():
         assert sorted(r.id for r in db.unexported()) == [sid(n) for n in range(THREADS)]
+
+
+@pytest.mark.parametrize("scheme", ["postgresql", "postgres"])
+def test_a_bare_postgresql_url_uses_the_installed_psycopg_driver(scheme):
+    from app.storage import make_engine
+
+    engine = make_engine(f"{scheme}://papillon@db.invalid/papillon")
+    assert (engine.dialect.name, engine.dialect.driver) == ("postgresql", "psycopg")
