@@ -5,6 +5,7 @@ Every test runs the app on a live local server and watches everything the page s
 
 from __future__ import annotations
 
+import csv
 import json
 import secrets
 from collections.abc import Callable, Iterator
@@ -281,6 +282,55 @@ def test_sealed_in_browser_no_typed_text_leaves_the_page_and_the_record_opens_to
     assert sent["envelope"] == [row.envelope]
     thanks_loads = [r for r in log.requests if urlsplit(r.url).path == f"{plan.path}/thanks"]
     assert len(thanks_loads) == 1, "the thank-you page should be loaded once, on a slow link every load counts"
+
+
+def test_staff_open_browser_sealed_and_server_sealed_records_with_the_same_script(
+    app, live_server, open_page, organizer_key_file, script, tmp_path
+):
+    plans = {}
+    for javascript in (True, False):
+        plan = plan_for(app, "open-letter", "testimony")
+        page, _ = open_page(javascript=javascript)
+        page.goto(plan.path)
+        if javascript:
+            wait_for_sealing(page)
+        fill(page, plan)
+        submit_and_land(page, plan, live_server)
+        plans["browser" if javascript else "server"] = plan
+
+    bundle_path = tmp_path / "export.bundle"
+    result = app.test_cli_runner().invoke(args=["export", "--out", str(bundle_path)])
+    assert result.exit_code == 0, result.output
+    passphrase = organizer_key_file.parent / "passphrase.txt"
+    out = tmp_path / "opened"
+    decrypt = script("decrypt")
+    assert (
+        decrypt.main(
+            [
+                str(bundle_path),
+                "--key",
+                str(organizer_key_file),
+                "--out",
+                str(out),
+                "--passphrase-file",
+                str(passphrase),
+            ]
+        )
+        == 0
+    )
+
+    with (out / "open-letter-testimony.csv").open(encoding="utf-8-sig", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert sorted(row["Sealed by"] for row in rows) == ["browser", "server"]
+    form = plans["browser"].form
+    for row in rows:
+        expected = plans[row["Sealed by"]].expected
+        for f in form.fields:
+            if f.type == c.CONSENT:
+                assert row[f.label] == ("yes" if expected[f.name] else "no")
+            else:
+                assert row[f.label] == expected[f.name], f.name
+        assert row["Check"] == ""
 
 
 # --- JavaScript off, or no X25519: sealed by the server on arrival ---------------------------------------------
