@@ -307,6 +307,15 @@ def run_page(organizers: list[X25519PrivateKey], **scenario: Any) -> dict[str, A
     return report
 
 
+@pytest.mark.parametrize("crypto", ["x25519", "no-x25519"])
+def test_a_submit_before_the_x25519_check_answers_is_held_back_not_sent_plain(
+    organizers: list[X25519PrivateKey], crypto: str
+) -> None:
+    report = run_page(organizers, crypto=crypto, early=True, valid=False, response={"status": 500})
+    assert report["early_prevented"] is True
+    assert report["fetches"] == []
+
+
 def test_page_posts_only_the_envelope_and_hidden_values_then_shows_thanks(
     organizers: list[X25519PrivateKey],
 ) -> None:

@@ -199,7 +199,11 @@
     const form = document.querySelector("form[data-seal]");
     const status = document.getElementById("seal-status");
     if (form && status) {
+      // Until the check answers, a submit would leave as a plain post: hold it back for those moments.
+      const hold = (event) => event.preventDefault();
+      form.addEventListener("submit", hold);
       supportsX25519().then((ok) => {
+        form.removeEventListener("submit", hold);
         if (ok) enhance(form, status);
         else {
           status.textContent = "This browser cannot seal your answers itself: "

@@ -36,7 +36,7 @@ function removeX25519(subtle) {
   subtle.deriveBits = (alg, ...rest) => (isX25519(alg) ? refuse() : deriveBits.call(subtle, alg, ...rest));
 }
 
-main(async ({ config, controls, action, valid = true, crypto = "x25519", response }) => {
+main(async ({ config, controls, action, valid = true, crypto = "x25519", response, early = false }) => {
   if (crypto === "no-x25519") removeX25519(globalThis.crypto.subtle);
   if (crypto === "none") Object.defineProperty(globalThis, "crypto", { value: undefined, configurable: true });
 
@@ -52,6 +52,10 @@ main(async ({ config, controls, action, valid = true, crypto = "x25519", respons
       throw new Error(`unexpected selector ${selector}`);
     },
     addEventListener: (type, listener) => listeners.push({ type, listener }),
+    removeEventListener: (type, listener) => {
+      const at = listeners.findIndex((l) => l.type === type && l.listener === listener);
+      if (at >= 0) listeners.splice(at, 1);
+    },
     checkValidity: () => valid,
     reportValidity() {
       report.reported += 1;
@@ -88,6 +92,12 @@ main(async ({ config, controls, action, valid = true, crypto = "x25519", respons
   };
 
   require("../../app/static/seal.js");
+  if (early) {
+    // A submit in the moments before the X25519 check has answered.
+    const event = { type: "submit", defaultPrevented: false, preventDefault: () => (event.defaultPrevented = true) };
+    for (const l of listeners.filter((l) => l.type === "submit")) l.listener(event);
+    report.early_prevented = event.defaultPrevented;
+  }
   for (let i = 0; i < 400 && status.hidden; i++) await sleep(5);
 
   report.listeners = listeners.map((l) => l.type);
