@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -14,15 +13,13 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
+from pages import ROOT, form_data, form_tokens
 from werkzeug.test import TestResponse
 
 from app import create_app
 from app.storage import db
 from papillon import keys
 
-TOKEN = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
-SUBMISSION = re.compile(r'name="submission_id" type="hidden" value="([^"]+)"')
-ROOT = Path(__file__).resolve().parent.parent
 PASSPHRASE = "a test passphrase, long enough"
 
 
@@ -67,22 +64,6 @@ def client(app: Flask) -> FlaskClient:
 @pytest.fixture
 def runner(app: Flask) -> FlaskCliRunner:
     return app.test_cli_runner()
-
-
-def form_data(answers: dict[str, object]) -> dict[str, object]:
-    """Answers as a browser posts them: a ticked box as "y", an unticked one left out, a list as repeated values."""
-    data: dict[str, object] = {}
-    for name, value in answers.items():
-        if value is True:
-            data[name] = "y"
-        elif value is not False:
-            data[name] = value
-    return data
-
-
-def form_tokens(html: str) -> dict[str, str]:
-    """The hidden values a real page carries: the CSRF token and the submission id."""
-    return {"csrf_token": TOKEN.search(html).group(1), "submission_id": SUBMISSION.search(html).group(1)}
 
 
 @pytest.fixture

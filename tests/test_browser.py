@@ -31,6 +31,7 @@ from browser_support import (
 )
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from flask import Flask
+from pages import decrypt_args
 from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
 
 from app.config import Defaults
@@ -301,23 +302,8 @@ def test_staff_open_browser_sealed_and_server_sealed_records_with_the_same_scrip
     bundle_path = tmp_path / "export.bundle"
     result = app.test_cli_runner().invoke(args=["export", "--out", str(bundle_path)])
     assert result.exit_code == 0, result.output
-    passphrase = organizer_key_file.parent / "passphrase.txt"
     out = tmp_path / "opened"
-    decrypt = script("decrypt")
-    assert (
-        decrypt.main(
-            [
-                str(bundle_path),
-                "--key",
-                str(organizer_key_file),
-                "--out",
-                str(out),
-                "--passphrase-file",
-                str(passphrase),
-            ]
-        )
-        == 0
-    )
+    assert script("decrypt").main(decrypt_args(bundle_path, organizer_key_file, out)) == 0
 
     with (out / "open-letter-testimony.csv").open(encoding="utf-8-sig", newline="") as fh:
         rows = list(csv.DictReader(fh))

@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 
 import nacl.pwhash
 import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from flask import Flask
+from pages import ROOT
 from sqlalchemy.engine import make_url
 
 from app import StartupError, create_app
 from app.config import ConfigError, Defaults, load_config
 from papillon import keys
-
-ROOT = Path(__file__).resolve().parent.parent
-
 
 SETTINGS = sorted(name for name in vars(Defaults) if name.isupper())
 

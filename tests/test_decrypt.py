@@ -10,8 +10,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from pages import ROOT, decrypt_args
 
 from papillon import bundle, campaigns, envelope, keys
 from papillon.keys import PublicKey, raw_public_bytes
@@ -409,15 +409,7 @@ NO_WEB_STACK = textwrap.dedent(
 
 def test_decrypt_runs_without_flask_or_sqlalchemy(sample_bundle, organizer_key_file, tmp_path):
     out = tmp_path / "out"
-    args = [
-        str(sample_bundle),
-        "--key",
-        str(organizer_key_file),
-        "--out",
-        str(out),
-        "--passphrase-file",
-        str(organizer_key_file.parent / "passphrase.txt"),
-    ]
+    args = decrypt_args(sample_bundle, organizer_key_file, out)
     result = subprocess.run(
         [sys.executable, "-c", NO_WEB_STACK, str(ROOT / "scripts" / "decrypt.py"), *args],
         cwd=tmp_path,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 import secrets
 from collections.abc import Callable
 from urllib.parse import urlencode
@@ -15,6 +14,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from pages import form_tokens
 from sqlalchemy import select, text
 
 from app.config import Defaults
@@ -22,7 +22,6 @@ from app.storage import Submission, db
 from papillon import campaigns, envelope
 from papillon.campaigns import CONSENT, EMAIL, LONG_TEXT, MULTIPLE_CHOICE, PHONE, POSTAL_CODE, SINGLE_CHOICE, Form
 
-TOKEN = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 FORM_TYPE = "application/x-www-form-urlencoded"
 HONEYPOT = Defaults.PAPILLON_HONEYPOT_FIELD
 CAMPAIGNS = campaigns.load_dir(Defaults.PAPILLON_CAMPAIGNS_DIR)
@@ -64,7 +63,7 @@ def body(items: list[tuple[str, str]]) -> bytes:
 
 
 def csrf(client: FlaskClient, campaign: str, form: str) -> str:
-    return TOKEN.search(client.get(f"/{campaign}/{form}").get_data(as_text=True)).group(1)
+    return form_tokens(client.get(f"/{campaign}/{form}").get_data(as_text=True))["csrf_token"]
 
 
 def stored(app: Flask) -> list[Submission]:

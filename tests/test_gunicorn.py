@@ -21,15 +21,13 @@ from urllib.parse import urlencode
 import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from gunicorn.glogging import Logger
+from pages import ROOT, form_tokens
 
 from app import create_app
 from app.storage import db
 from papillon import keys
 
-ROOT = Path(__file__).resolve().parent.parent
 CONF = ROOT / "gunicorn.conf.py"
-TOKEN = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
-SUBMISSION = re.compile(r'name="submission_id" type="hidden" value="([^"]+)"')
 
 # What a visitor's request carries, made up so that it can be searched for afterwards.
 FORWARDED_ADDRESS = "198.51.100.173"
@@ -299,8 +297,7 @@ def test_gunicorn_logs_and_database_keep_nothing_about_the_visitor(server: Serve
     assert status == 200
     cookie = headers["set-cookie"].split(";", 1)[0]
     answers = {
-        "csrf_token": TOKEN.search(html).group(1),
-        "submission_id": SUBMISSION.search(html).group(1),
+        **form_tokens(html),
         "signing_as": "An individual",
         "name": "Ada Lovelace",
     }

@@ -14,14 +14,13 @@ import pytest
 import redis
 from flask import Flask
 from flask.testing import FlaskClient
+from pages import form_tokens
 from sqlalchemy import func, select
 
 from app import create_app, security
 from app.config import ConfigError, load_config
 from app.storage import Submission, db
 
-TOKEN = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
-SUBMISSION = re.compile(r'name="submission_id" type="hidden" value="([^"]+)"')
 SIGNATURE = {"signing_as": "An individual", "name": "Ada Lovelace"}
 REDIS_URL = os.environ.get("PAPILLON_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 KIND_429 = "Too many tries from your connection just now"
@@ -29,7 +28,7 @@ KIND_429 = "Too many tries from your connection just now"
 
 def tokens(client: FlaskClient, **kw: object) -> dict[str, str]:
     html = client.get("/declaration/sign", **kw).get_data(as_text=True)
-    return {"csrf_token": TOKEN.search(html).group(1), "submission_id": SUBMISSION.search(html).group(1)}
+    return form_tokens(html)
 
 
 def count(app: Flask) -> int:

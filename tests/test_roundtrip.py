@@ -11,6 +11,7 @@ import logging
 from pathlib import Path
 
 import pytest
+from pages import decrypt_args
 from sqlalchemy.engine import make_url
 
 from app.storage import db
@@ -110,17 +111,7 @@ def test_answers_to_every_form_come_out_on_the_laptop_and_nowhere_else(
     # Decrypt on the laptop: every typed value back, in its own column.
     out = tmp_path / "laptop-out"
     decrypt = script("decrypt")
-    code = decrypt.main(
-        [
-            str(export),
-            "--key",
-            str(organizer_key_file),
-            "--out",
-            str(out),
-            "--passphrase-file",
-            str(organizer_key_file.parent / "passphrase.txt"),
-        ]
-    )
+    code = decrypt.main(decrypt_args(export, organizer_key_file, out))
     assert code == 0
     for (campaign, form), answers in TYPED.items():
         definition = app.extensions["papillon.campaigns"][campaign].forms[form]

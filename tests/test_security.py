@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from flask import Flask
 from flask.logging import default_handler
 from flask.testing import FlaskClient
+from pages import form_tokens
 from sqlalchemy import inspect, select
 from werkzeug.serving import make_server
 from werkzeug.test import TestResponse
@@ -25,8 +26,6 @@ from app import StartupError, create_app, security
 from app.storage import Submission, db
 from papillon import keys
 
-TOKEN = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
-SUBMISSION = re.compile(r'name="submission_id" type="hidden" value="([^"]+)"')
 SIGNATURE = {"signing_as": "An individual", "name": "Zebulon Quartermaine"}
 CSP_DIRECTIVES = {
     "default-src": "'none'",
@@ -40,7 +39,7 @@ CSP_DIRECTIVES = {
 
 def tokens(client: FlaskClient, path: str = "/declaration/sign") -> dict[str, str]:
     html = client.get(path).get_data(as_text=True)
-    return {"csrf_token": TOKEN.search(html).group(1), "submission_id": SUBMISSION.search(html).group(1)}
+    return form_tokens(html)
 
 
 def rows(app: Flask) -> list[Submission]:
@@ -184,7 +183,7 @@ def test_a_post_over_https_needs_no_referrer(app: Flask) -> None:
     client = app.test_client()
     page = client.get("/declaration/sign", base_url="https://localhost")
     html = page.get_data(as_text=True)
-    data = {"csrf_token": TOKEN.search(html).group(1), "submission_id": SUBMISSION.search(html).group(1)}
+    data = form_tokens(html)
     response = client.post("/declaration/sign", data={**data, **SIGNATURE}, base_url="https://localhost")
     assert response.status_code == 303
     assert len(rows(app)) == 1

@@ -7,8 +7,8 @@ import json
 from html.parser import HTMLParser
 
 import pytest
-from conftest import SUBMISSION, form_data, form_tokens
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from pages import SUBMISSION, form_data, form_tokens
 
 from app.forms import new_submission_id
 from app.storage import db

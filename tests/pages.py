@@ -1,0 +1,32 @@
+"""What the tests need of a page and of the staff scripts, shared so that each is written once."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TOKEN = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
+SUBMISSION = re.compile(r'name="submission_id" type="hidden" value="([^"]+)"')
+
+
+def form_tokens(html: str) -> dict[str, str]:
+    """The hidden values a real page carries: the CSRF token and the submission id."""
+    return {"csrf_token": TOKEN.search(html).group(1), "submission_id": SUBMISSION.search(html).group(1)}
+
+
+def form_data(answers: dict[str, object]) -> dict[str, object]:
+    """Answers as a browser posts them: a ticked box as "y", an unticked one left out, a list as repeated values."""
+    data: dict[str, object] = {}
+    for name, value in answers.items():
+        if value is True:
+            data[name] = "y"
+        elif value is not False:
+            data[name] = value
+    return data
+
+
+def decrypt_args(bundle: Path, key_file: Path, out: Path) -> list[str]:
+    """Arguments for scripts/decrypt.py, with the passphrase file the ``organizer_key_file`` fixture writes."""
+    passphrase = key_file.parent / "passphrase.txt"
+    return [str(bundle), "--key", str(key_file), "--out", str(out), "--passphrase-file", str(passphrase)]
