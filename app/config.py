@@ -36,6 +36,10 @@ class Defaults:
     PREFERRED_URL_SCHEME = "http"
 
 
+# Whole numbers whose default is None ("no limit"); "none" or an empty value sets them back to None.
+OPTIONAL_INTS = {"WTF_CSRF_TIME_LIMIT"}
+
+
 class ConfigError(ValueError):
     """A setting has a value of the wrong kind."""
 
@@ -48,8 +52,8 @@ def _parse(name: str, text: str, default: object) -> object:
         if lowered in {"0", "false", "no", "off"}:
             return False
         raise ConfigError(f"{name}={text!r}: expected true or false")
-    if isinstance(default, int) or name in {"WTF_CSRF_TIME_LIMIT"}:
-        if name == "WTF_CSRF_TIME_LIMIT" and text.strip().lower() in {"", "none"}:
+    if isinstance(default, int) or name in OPTIONAL_INTS:
+        if name in OPTIONAL_INTS and text.strip().lower() in {"", "none"}:
             return None
         try:
             return int(text)

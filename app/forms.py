@@ -82,8 +82,9 @@ class AnswersForm(FlaskForm):
     def bot_filled_honeypot(self) -> bool:
         return bool(self[self.honeypot_name].data)
 
-    def validate_answers(self) -> bool:
-        problems = self.definition.check(self.answers())
+    def validate_answers(self, answers: dict[str, c.Answer]) -> bool:
+        """Check answers (from ``answers()``) by the definition's rules; messages go beside the fields."""
+        problems = self.definition.check(answers)
         for name, message in problems.items():
             if name in self:
                 self[name].errors = [*self[name].errors, message]

@@ -47,8 +47,8 @@ def _lookup(campaign_slug: str, form_slug: str | None = None) -> tuple[Campaign,
 
 
 def wants_json() -> bool:
-    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
-    return best == "application/json" and request.accept_mimetypes[best] > request.accept_mimetypes["text/html"]
+    """The sealing script asks for JSON; a browser (or ``*/*``) gets HTML, which wins ties."""
+    return request.accept_mimetypes.best_match(["text/html", "application/json"]) == "application/json"
 
 
 def error_response(status: int, message: str | None = None) -> tuple[Response | str, int]:
@@ -153,12 +153,13 @@ def form(campaign_slug: str, form_slug: str):
             refuse(f"The sealed answers were refused: {exc}. Nothing was stored.")
         sealed_by = "browser"
     else:
-        valid = wtf.validate_answers()
+        answers = wtf.answers()
+        valid = wtf.validate_answers(answers)
         if not fresh:
             wtf.form_errors.append("This page had expired. Please check your answers and send them again.")
         if not (fresh and valid):
             return _render_form(campaign, form, wtf, 400)
-        data = envelope.plaintext(wtf.answers(), form.version, campaign.language)
+        data = envelope.plaintext(answers, form.version, campaign.language)
         sealed = envelope.seal(data, public_keys(), envelope.info(campaign.slug, form.slug))
         sealed_by = "server"
 
