@@ -11,8 +11,6 @@ from sqlalchemy import Boolean, Date, Engine, String, Text, create_engine, delet
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
-SEALED_BY = ("server", "browser")
-
 
 class Base(DeclarativeBase):
     pass
