@@ -19,11 +19,24 @@ class Defaults:
     PAPILLON_TRUSTED_PROXIES = 0
     PAPILLON_QUICK_EXIT_URL = "https://www.google.com/search?q=weather"
     PAPILLON_HONEYPOT_FIELD = "website"
+    # make run's demo key (its private half and passphrase sit on the same machine) is refused unless this is set.
+    PAPILLON_ALLOW_DEMO_KEY = False
+    # Every HTML and JSON reply is padded to a multiple of this many bytes, so sizes do not tell pages apart.
+    PAPILLON_PAD_BYTES = 16384
+    # Addresses many people share (the Tor daemon of an onion service, a large NAT), comma-separated
+    # addresses or networks: their visitors are not counted as one client.
+    PAPILLON_SHARED_ADDRESSES = ""
+    PAPILLON_POW_BITS = 8
+    PAPILLON_POW_ITERATIONS = 2000
+    TRUSTED_HOSTS: list[str] | None = None  # comma-separated host names; None accepts any Host header
     MAX_CONTENT_LENGTH = 256 * 1024
     RATELIMIT_ENABLED = True
     RATELIMIT_STORAGE_URI = "memory://"
     RATELIMIT_DEFAULT = "600 per hour"
     RATELIMIT_SUBMIT = "10 per minute;60 per hour"
+    # Posts from a shared address: with a proof of work, and without one (JavaScript off).
+    RATELIMIT_SHARED_POW_SUBMIT = "60 per minute"
+    RATELIMIT_SHARED_SUBMIT = "10 per minute"
     RATELIMIT_HEADERS_ENABLED = False
     # If the shared limiter storage (Redis) goes down, count in memory rather than refuse testimonies.
     RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
@@ -38,6 +51,8 @@ class Defaults:
 
 # Whole numbers whose default is None ("no limit"); "none" or an empty value sets them back to None.
 OPTIONAL_INTS = {"WTF_CSRF_TIME_LIMIT"}
+# Lists whose default is None; the environment gives them comma-separated, and an empty value means None.
+OPTIONAL_LISTS = {"TRUSTED_HOSTS"}
 
 
 class ConfigError(ValueError):
@@ -52,6 +67,9 @@ def _parse(name: str, text: str, default: object) -> object:
         if lowered in {"0", "false", "no", "off"}:
             return False
         raise ConfigError(f"{name}={text!r}: expected true or false")
+    if name in OPTIONAL_LISTS:
+        items = [item.strip() for item in text.split(",") if item.strip()]
+        return items or None
     if isinstance(default, int) or name in OPTIONAL_INTS:
         if name in OPTIONAL_INTS and text.strip().lower() in {"", "none"}:
             return None

@@ -14,6 +14,7 @@ import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 FORMAT = "papillon-bundle"
 VERSION = 1
@@ -49,15 +50,15 @@ def _line(doc: Mapping) -> bytes:
     return json.dumps(doc, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode() + b"\n"
 
 
-def write(
-    path: str | Path,
+def dump(
+    stream: BinaryIO,
     records: Iterable[Record],
     *,
     created_on: str,
     key_ids: Iterable[str],
     campaigns: Mapping[str, dict],
 ) -> int:
-    """Write a bundle atomically (temporary file, fsync, rename) and return how many records it holds."""
+    """Write a bundle to a binary stream (a file, or standard output) and return how many records it holds."""
     records = list(records)
     header = {
         "format": FORMAT,
@@ -67,22 +68,35 @@ def write(
         "key_ids": sorted(set(key_ids)),
         "campaigns": dict(campaigns),
     }
-    path = Path(path)
     digest = hashlib.sha256()
+    for line in [_line(header), *(_line(r.to_dict()) for r in records)]:
+        digest.update(line)
+        stream.write(line)
+    stream.write(_line({"sha256": digest.hexdigest()}))
+    stream.flush()
+    return len(records)
+
+
+def write(
+    path: str | Path,
+    records: Iterable[Record],
+    *,
+    created_on: str,
+    key_ids: Iterable[str],
+    campaigns: Mapping[str, dict],
+) -> int:
+    """Write a bundle atomically (temporary file, fsync, rename) and return how many records it holds."""
+    path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
-            for line in [_line(header), *(_line(r.to_dict()) for r in records)]:
-                digest.update(line)
-                fh.write(line)
-            fh.write(_line({"sha256": digest.hexdigest()}))
-            fh.flush()
+            count = dump(fh, records, created_on=created_on, key_ids=key_ids, campaigns=campaigns)
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return len(records)
+    return count
 
 
 def read(path: str | Path) -> Bundle:

@@ -25,6 +25,8 @@ def from_env(name: str) -> tuple[str, object]:
         return ("false", False) if default else ("true", True)
     if isinstance(default, int) or name == "WTF_CSRF_TIME_LIMIT":
         return "4242", 4242
+    if name == "TRUSTED_HOSTS":
+        return "papillon.example, abcdef.onion", ["papillon.example", "abcdef.onion"]
     return f"set for {name}", f"set for {name}"
 
 
@@ -56,6 +58,10 @@ def test_every_setting_can_be_set_by_an_environment_variable_of_the_same_name(na
     assert settings[name] == expected
     assert type(settings[name]) is type(expected)
     assert {k: v for k, v in settings.items() if k != name} == {k: v for k, v in load_config({}).items() if k != name}
+
+
+def test_an_empty_list_setting_means_none():
+    assert load_config({"TRUSTED_HOSTS": " , "})["TRUSTED_HOSTS"] is None
 
 
 def test_load_config_reads_the_process_environment(clean_env):
