@@ -8,7 +8,7 @@ from pathlib import Path
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from app import cli, security, views
+from app import cli, padding, security, views
 from app.config import load_config
 from app.forms import AnswersForm, form_class
 from app.storage import db
@@ -44,6 +44,7 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
 
     db.init_app(app)
     security.init_app(app)
+    padding.init_app(app)
     app.jinja_env.add_extension("jinja2.ext.i18n")
     app.jinja_env.install_null_translations(newstyle=True)
     app.register_blueprint(views.bp)

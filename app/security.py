@@ -15,7 +15,7 @@ from flask import Flask, Response, current_app, has_request_context, request
 from flask.logging import default_handler
 from flask.sessions import SecureCookieSessionInterface
 from flask_limiter import Limiter
-from werkzeug.exceptions import BadRequest, UnsupportedMediaType
+from werkzeug.exceptions import BadRequest, RequestEntityTooLarge, UnsupportedMediaType
 
 from papillon.campaigns import MULTIPLE_CHOICE, Form
 
@@ -112,21 +112,44 @@ def default_limit() -> str:
 limiter = Limiter(key_func=client_key, default_limits=[default_limit])
 
 
-def check_form_body(form: Form) -> None:
+# What the page posts besides the answers; the sealing script posts these alone, the answers travelling sealed.
+PAGE_FIELDS = {"csrf_token", "submission_id", "pow"}
+SEALED_FIELD = "envelope"
+
+
+def check_form_body(form: Form, honeypot: str) -> None:
     """Refuse, before anything reads the answers, a body that neither the page nor its script could send.
 
-    Both send ``application/x-www-form-urlencoded`` in UTF-8, and repeat a name only for the checkboxes of a
-    multiple-choice field. Anything else (another content type, bytes that are not UTF-8, a text field sent
-    twice) is refused as a whole instead of being silently repaired or half-read.
+    Both send ``application/x-www-form-urlencoded`` in UTF-8, name only the fields the page has, and repeat a
+    name only for the checkboxes of a multiple-choice field; the script sends the sealed envelope instead of
+    the answers, never both. Anything else (another content type, bytes that are not UTF-8, an unknown or
+    repeated field, a chunked body past the size cap) is refused as a whole instead of being silently
+    repaired, cut or half-read.
     """
     if request.mimetype != FORM_CONTENT_TYPE:
         raise UnsupportedMediaType()
-    if not _utf8_form(request.get_data(cache=True)):
+    if not _utf8_form(_whole_body()):
+        raise BadRequest()
+    answers = {f.name for f in form.fields}
+    names = set(request.form)
+    allowed = PAGE_FIELDS | {honeypot} | ({SEALED_FIELD} if SEALED_FIELD in names else answers)
+    if not names <= allowed:
         raise BadRequest()
     repeatable = {f.name for f in form.fields if f.type == MULTIPLE_CHOICE}
     for name, values in request.form.lists():
         if len(values) > 1 and name not in repeatable:
             raise BadRequest()
+
+
+def _whole_body() -> bytes:
+    """The body, or a 413 when it is larger than the cap. A body without a length (chunked) is cut at the cap
+    by Werkzeug without a word; one more byte waiting behind the cut means it was too large."""
+    body = request.get_data(cache=True)
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    chunked = request.content_length is None and limit is not None
+    if chunked and len(body) >= limit and request.environ["wsgi.input"].read(1):
+        raise RequestEntityTooLarge()
+    return body
 
 
 def _utf8_form(body: bytes) -> bool:

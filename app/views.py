@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from urllib.parse import urlsplit, urlunsplit
 
 from flask import Blueprint, Response, abort, current_app, jsonify, redirect, render_template, request, url_for
-from werkzeug.exceptions import BadRequest, HTTPException
+from werkzeug.exceptions import BadRequest, HTTPException, SecurityError
+from werkzeug.routing import RequestRedirect
 
 from app.forms import AnswersForm, new_submission_id
 from app.security import check_form_body, limiter
@@ -65,11 +67,25 @@ class Refused(BadRequest):
 
 @bp.app_errorhandler(HTTPException)
 def http_error(exc: HTTPException) -> tuple[Response | str, int]:
+    if isinstance(exc, SecurityError):
+        # A Host outside TRUSTED_HOSTS: no address can be built for it, so no page either.
+        return Response(STATUS_MESSAGES[400] + "\n", mimetype="text/plain"), 400
     return error_response(exc.code or 500, exc.description if isinstance(exc, Refused) else None)
 
 
 def refuse(message: str) -> None:
     raise Refused(message)
+
+
+@bp.before_app_request
+def relative_redirect() -> Response | None:
+    """Werkzeug answers ``/campaign`` with an absolute redirect built from the Host header the client sent;
+    answer with the path alone, so no client-chosen host is ever echoed."""
+    exc = request.routing_exception
+    if isinstance(exc, RequestRedirect):
+        parts = urlsplit(exc.new_url)
+        return redirect(urlunsplit(("", "", parts.path, parts.query, "")), exc.code)
+    return None
 
 
 @bp.get("/")
@@ -129,9 +145,9 @@ def submit_limit() -> str:
 def form(campaign_slug: str, form_slug: str):
     campaign, form = _lookup(campaign_slug, form_slug)
     if request.method == "POST":
-        check_form_body(form)
+        check_form_body(form, current_app.config["PAPILLON_HONEYPOT_FIELD"])
     wtf: AnswersForm = current_app.extensions["papillon.forms"][campaign.slug, form.slug]()
-    if request.method == "GET":
+    if request.method != "POST":
         wtf.submission_id.data = new_submission_id()
         return _render_form(campaign, form, wtf)
 

@@ -381,3 +381,11 @@ def test_shipped_forms_accept_their_own_first_choices(shipped):
             answers = {f.name: f.choices[0] for f in form.fields if f.type == c.SINGLE_CHOICE}
             answers |= {f.name: "Text" for f in form.fields if f.type in {c.TEXT, c.LONG_TEXT}}
             assert form.check(answers) == {}, (campaign.slug, form.slug)
+
+
+def test_a_campaign_file_that_is_not_utf8_is_refused_naming_the_file(tmp_path):
+    path = tmp_path / "demo.toml"
+    path.write_bytes('slug = "demo"\ntitle = "Déclaration"\n'.encode("latin-1"))
+    with pytest.raises(CampaignError, match="not UTF-8") as err:
+        c.load_file(path)
+    assert str(path) in str(err.value)

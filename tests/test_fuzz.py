@@ -395,6 +395,10 @@ def as_received(form: Form, items: list[tuple[str, str]]) -> dict[str, object] |
     repeatable = {f.name for f in form.fields if f.type == MULTIPLE_CHOICE}
     if any(len(v) > 1 and k not in repeatable for k, v in values.items()):
         return None
+    allowed = {"csrf_token", "submission_id", "pow", HONEYPOT}
+    allowed |= {"envelope"} if "envelope" in values else {f.name for f in form.fields}
+    if not set(values) <= allowed:
+        return None
     answers: dict[str, object] = {}
     for field in form.fields:
         got = values.get(field.name, [])
@@ -425,7 +429,7 @@ def test_a_row_is_stored_exactly_when_the_answers_are_valid(
     answers = as_received(form, head + items)
     honeypot = dict(items).get(HONEYPOT, "") if answers is not None else ""
     if answers is None:
-        expected = 400  # a text field sent twice
+        expected = 400  # a text field sent twice, or a field the page does not have
     elif honeypot:
         expected = 303  # the same thanks, nothing stored
     elif token_kind == "good" and not form.check(answers):

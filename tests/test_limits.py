@@ -166,9 +166,9 @@ def test_with_two_trusted_proxies_the_second_address_from_the_right_counts(confi
 
     @app.get("/_who")
     def who() -> str:
-        from flask import request
+        from flask import Response, request
 
-        return request.remote_addr or ""
+        return Response(request.remote_addr or "", mimetype="text/plain")
 
     client = app.test_client()
     seen = client.get("/_who", headers={"X-Forwarded-For": "10.9.9.9, 198.51.100.7, 192.0.2.1"}).get_data(as_text=True)

@@ -453,16 +453,14 @@ def test_the_sealing_script_asking_for_json_gets_the_thank_you_address_instead_o
     assert row.sealed_by == "browser"
 
 
-def test_a_browser_envelope_takes_the_place_of_any_plain_answers(client, app, organizer_key):
+def test_a_post_with_both_an_envelope_and_plain_answers_is_refused_and_nothing_stored(client, app, organizer_key):
     tokens = page_tokens(client, "open-letter", "testimony")
     sealed = browser_envelope(
         [organizer_public(organizer_key)], "open-letter", "testimony", {"what_happened": "sealed"}
     )
     data = {**tokens, "envelope": sealed, "what_happened": "plain"}
-    assert post(client, "open-letter", "testimony", data).status_code == 303
-    (row,) = stored(app)
-    assert row.sealed_by == "browser"
-    assert open_row(row, organizer_key)["answers"] == {"what_happened": "sealed"}
+    assert post(client, "open-letter", "testimony", data).status_code == 400
+    assert stored(app) == []
 
 
 def test_an_envelope_sealed_to_another_key_is_refused_and_nothing_stored(client, app):
@@ -538,3 +536,34 @@ def test_the_browsers_own_favicon_request_gets_an_empty_answer_not_a_404(client)
     response = client.get("/favicon.ico")
     assert response.status_code == 204
     assert response.data == b""
+
+
+@pytest.mark.parametrize("campaign,form", FORMS)
+def test_head_on_a_form_page_answers_like_get_and_stores_nothing(client, app, campaign, form):
+    response = client.head(f"/{campaign}/{form}")
+    assert response.status_code == 200
+    assert response.data == b""
+    assert stored(app) == []
+
+
+def test_the_trailing_slash_redirect_never_echoes_the_host_header(client):
+    response = client.get("/declaration", headers={"Host": "attacker.example"})
+    assert response.status_code == 308
+    assert response.headers["Location"] == "/declaration/"
+    assert "attacker.example" not in str(response.headers)
+    assert b"attacker.example" not in response.data
+
+
+def test_a_host_outside_trusted_hosts_is_refused(config):
+    from app import create_app
+
+    client = create_app({**config, "TRUSTED_HOSTS": ["papillon.example"]}).test_client()
+    assert client.get("/", headers={"Host": "papillon.example"}).status_code == 200
+    assert client.get("/", headers={"Host": "attacker.example"}).status_code == 400
+
+
+@pytest.mark.parametrize("campaign,form", FORMS)
+def test_each_form_says_without_javascript_the_server_reads_the_answers_for_a_moment(client, campaign, form):
+    page = client.get(f"/{campaign}/{form}").get_data(as_text=True)
+    notice = page[page.index("<noscript>") : page.index("</noscript>")]
+    assert "the server reads them for a moment to seal them" in notice
