@@ -5,12 +5,18 @@ Neither log keeps anything about the people using the site: no client address, b
 `"POST /declaration/sign" 303 0`.
 
 Environment variables:
-  PAPILLON_BIND        where to listen, comma-separated (default 127.0.0.1:8000)
-  PAPILLON_WORKERS     worker processes (default 1; the in-memory rate limits count per
-                       process, so use RATELIMIT_STORAGE_URI=redis://... with more than one)
-  PAPILLON_THREADS     threads per worker (default 4)
-  PAPILLON_ACCESS_LOG  "-" for standard output (default), a file path, or "off"
-  PAPILLON_LOG_LEVEL   gunicorn's error log level (default info)
+  PAPILLON_BIND            where to listen, comma-separated (default 127.0.0.1:8000; "unix:/path" for a
+                           socket only the proxy can reach)
+  PAPILLON_WORKERS         worker processes (default 1; the in-memory rate limits count per
+                           process, so use RATELIMIT_STORAGE_URI=redis://... with more than one)
+  PAPILLON_THREADS         threads per worker (default 32)
+  PAPILLON_CLIENT_TIMEOUT  seconds one request may take from its first byte to its last reply byte
+                           (default 20); a slower client is cut off so it cannot hold a thread
+  PAPILLON_MAX_REQUESTS    a worker is replaced after this many requests (default 100, plus up to
+                           PAPILLON_MAX_REQUESTS_JITTER, default 20), so what a plain post left in its
+                           memory goes with it
+  PAPILLON_ACCESS_LOG      "off" (default), "-" for standard output, or a file path
+  PAPILLON_LOG_LEVEL       gunicorn's error log level (default info)
 
 Which proxy is believed about the client's address and scheme is decided by the app alone
 (PAPILLON_TRUSTED_PROXIES, applied with Werkzeug's ProxyFix), so gunicorn itself believes
@@ -19,11 +25,20 @@ no forwarding header from anybody.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import ipaddress
 import logging
 import os
 import re
+import resource
+import socket
+import sys
+import threading
+import time
 
 from gunicorn.glogging import Logger
+from gunicorn.workers.gthread import ThreadWorker
 
 
 def _env(name: str, default: str) -> str:
@@ -32,12 +47,40 @@ def _env(name: str, default: str) -> str:
 
 bind = [address.strip() for address in _env("PAPILLON_BIND", "127.0.0.1:8000").split(",") if address.strip()]
 workers = int(_env("PAPILLON_WORKERS", "1"))
-threads = int(_env("PAPILLON_THREADS", "4"))
+threads = int(_env("PAPILLON_THREADS", "32"))
 loglevel = _env("PAPILLON_LOG_LEVEL", "info")
+client_timeout = float(_env("PAPILLON_CLIENT_TIMEOUT", "20"))
+max_requests = int(_env("PAPILLON_MAX_REQUESTS", "100"))
+max_requests_jitter = int(_env("PAPILLON_MAX_REQUESTS_JITTER", "20"))
+# The app is loaded once in the master, so a recycled worker is a fork away rather than a fresh import.
+preload_app = True
+
+
+def _only_the_proxy_can_connect(address: str) -> bool:
+    if address.startswith(("unix:", "fd://")):
+        return True
+    host = address.rsplit(":", 1)[0].strip("[]") if ":" in address else address
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+# With a trusted proxy the app believes X-Forwarded-For; anyone who could reach gunicorn without the
+# proxy could then name any address they like and step around the rate limits.
+if int(os.environ.get("PAPILLON_TRUSTED_PROXIES", "0") or 0) > 0:
+    exposed = [address for address in bind if not _only_the_proxy_can_connect(address)]
+    if exposed:
+        raise SystemExit(
+            f"PAPILLON_TRUSTED_PROXIES is set, but gunicorn would listen on {', '.join(exposed)}, where clients "
+            "could reach it without the proxy and forge X-Forwarded-For. Bind to a Unix socket "
+            "(PAPILLON_BIND=unix:/run/papillon/gunicorn.sock) or a loopback address."
+        )
 
 # Method, path without its query string, status, body size: nothing else.
 access_log_format = '"%(m)s %(U)s" %(s)s %(B)s'
-_access_log = _env("PAPILLON_ACCESS_LOG", "-")
+# Off by default: a log collector that stamps each line with a time would give each record a time.
+_access_log = _env("PAPILLON_ACCESS_LOG", "off")
 accesslog = None if _access_log.lower() in {"off", "none", "false", "0"} else _access_log
 errorlog = "-"
 capture_output = False
@@ -95,3 +138,57 @@ class ForgetClients(logging.Filter):
 
 
 logger_class = PrivateLogger
+
+
+def _no_core_dumps() -> None:
+    """A core file, or a debugger attached by another process of the same user, would hold what a plain post
+    left in memory: forbid both."""
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError):
+            ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE, 0
+
+
+def on_starting(server) -> None:
+    _no_core_dumps()
+
+
+def post_fork(server, worker) -> None:
+    _no_core_dumps()
+
+
+class DeadlineWorker(ThreadWorker):
+    """gthread, with a deadline on every request: a client that sends its request (or reads the reply) a byte at
+    a time is cut off after ``client_timeout`` seconds instead of holding a thread for as long as it likes.
+
+    The worker's main loop already wakes at least once a second; it shuts the sockets of overdue requests down,
+    which ends the thread's blocking read or write at once.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._deadlines: dict[object, float] = {}
+        self._deadlines_lock = threading.Lock()
+
+    def handle(self, conn):
+        with self._deadlines_lock:
+            self._deadlines[conn] = time.monotonic() + client_timeout
+        try:
+            return super().handle(conn)
+        finally:
+            with self._deadlines_lock:
+                self._deadlines.pop(conn, None)
+
+    def murder_pending(self) -> None:
+        super().murder_pending()
+        now = time.monotonic()
+        with self._deadlines_lock:
+            overdue = [conn for conn, deadline in self._deadlines.items() if deadline <= now]
+            for conn in overdue:
+                del self._deadlines[conn]
+        for conn in overdue:
+            with contextlib.suppress(OSError):
+                conn.sock.shutdown(socket.SHUT_RDWR)
+
+
+worker_class = DeadlineWorker

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import http.client
 import logging
@@ -21,6 +22,7 @@ from urllib.parse import urlencode
 import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from gunicorn.glogging import Logger
+from gunicorn.workers.gthread import ThreadWorker
 from pages import ROOT, form_tokens
 
 from app import create_app
@@ -54,8 +56,9 @@ CLOCK = re.compile(r"(?<![\d.:])\d{1,2}:\d{2}:\d{2}(?![\d])")
 
 
 def load_conf(monkeypatch: pytest.MonkeyPatch, **env: str) -> dict[str, object]:
-    for name in ("PAPILLON_BIND", "PAPILLON_WORKERS", "PAPILLON_THREADS", "PAPILLON_ACCESS_LOG", "PAPILLON_LOG_LEVEL"):
-        monkeypatch.delenv(name, raising=False)
+    for name in os.environ:
+        if name.startswith("PAPILLON_"):
+            monkeypatch.delenv(name)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     return runpy.run_path(str(CONF))
@@ -65,11 +68,43 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     conf = load_conf(monkeypatch)
     assert conf["bind"] == ["127.0.0.1:8000"]
     assert conf["workers"] == 1
-    assert conf["accesslog"] == "-"
+    assert conf["accesslog"] is None
     assert conf["errorlog"] == "-"
     assert conf["forwarded_allow_ips"] == ""
     assert conf["proxy_protocol"] is False
     assert issubclass(conf["logger_class"], Logger)
+    assert issubclass(conf["worker_class"], ThreadWorker)
+    assert (conf["max_requests"], conf["max_requests_jitter"], conf["preload_app"]) == (100, 20, True)
+
+
+@pytest.mark.parametrize(
+    "bind", ["unix:/run/papillon/gunicorn.sock", "127.0.0.1:8000", "[::1]:8000", "localhost:8000", "127.0.0.2:9000"]
+)
+def test_behind_a_trusted_proxy_gunicorn_may_listen_where_only_the_proxy_reaches(monkeypatch, bind: str) -> None:
+    assert load_conf(monkeypatch, PAPILLON_TRUSTED_PROXIES="1", PAPILLON_BIND=bind)["bind"] == [bind]
+
+
+@pytest.mark.parametrize("bind", ["0.0.0.0:8000", "[::]:8000", "192.0.2.10:8000", "127.0.0.1:8000,0.0.0.0:8001"])
+def test_behind_a_trusted_proxy_gunicorn_refuses_to_listen_where_clients_could_skip_it(monkeypatch, bind) -> None:
+    with pytest.raises(SystemExit, match="forge X-Forwarded-For"):
+        load_conf(monkeypatch, PAPILLON_TRUSTED_PROXIES="1", PAPILLON_BIND=bind)
+
+
+def test_without_a_trusted_proxy_any_address_may_be_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_conf(monkeypatch, PAPILLON_BIND="0.0.0.0:8000")["bind"] == ["0.0.0.0:8000"]
+
+
+def test_the_core_dump_guard_forbids_core_files_and_debuggers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run in a child process, since the guard cannot be undone."""
+    script = (
+        "import ctypes, resource, runpy, sys; conf = runpy.run_path(sys.argv[1]); conf['_no_core_dumps']();"
+        "print(resource.getrlimit(resource.RLIMIT_CORE), ctypes.CDLL(None).prctl(3, 0, 0, 0, 0))"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PAPILLON_")}
+    out = subprocess.run([sys.executable, "-c", script, str(CONF)], env=env, capture_output=True, text=True)
+    assert out.stdout.split() == ["(0,", "0)", "0"], out.stderr
+    conf = load_conf(monkeypatch)
+    assert conf["on_starting"].__code__.co_names == conf["post_fork"].__code__.co_names == ("_no_core_dumps",)
 
 
 def test_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -193,8 +228,9 @@ def stop(process: subprocess.Popen) -> None:
             process.wait(timeout=5)
 
 
-@pytest.fixture
-def server(tmp_path: Path, organizer_key: X25519PrivateKey) -> Iterator[Server]:
+@contextlib.contextmanager
+def running_gunicorn(tmp_path: Path, organizer_key: X25519PrivateKey, **settings: str) -> Iterator[Server]:
+    """A real gunicorn on a free port with the shipped gunicorn.conf.py and ``settings`` in its environment."""
     keys_dir = tmp_path / "keys"
     keys_dir.mkdir()
     (keys_dir / "organizer.pub").write_text(keys.dumps_public("organizer", organizer_key.public_key()))
@@ -212,9 +248,8 @@ def server(tmp_path: Path, organizer_key: X25519PrivateKey) -> Iterator[Server]:
         DATABASE_URL=database_url,
         PAPILLON_KEYS_DIR=str(keys_dir),
         PAPILLON_BIND=f"127.0.0.1:{port}",
-        PAPILLON_TRUSTED_PROXIES="1",  # so the made-up X-Forwarded-For becomes the client address
-        RATELIMIT_SUBMIT="3 per minute",
         PYTHONUNBUFFERED="1",
+        **settings,
     )
     env.pop("WEB_CONCURRENCY", None)
     env.pop("FORWARDED_ALLOW_IPS", None)
@@ -248,6 +283,18 @@ def server(tmp_path: Path, organizer_key: X25519PrivateKey) -> Iterator[Server]:
         yield running
     finally:
         stop(process)
+
+
+@pytest.fixture
+def server(tmp_path: Path, organizer_key: X25519PrivateKey) -> Iterator[Server]:
+    with running_gunicorn(
+        tmp_path,
+        organizer_key,
+        PAPILLON_TRUSTED_PROXIES="1",  # so the made-up X-Forwarded-For becomes the client address
+        PAPILLON_ACCESS_LOG="-",  # on, so that the test can show what it holds
+        RATELIMIT_SUBMIT="3 per minute",
+    ) as running:
+        yield running
 
 
 def request(
@@ -343,3 +390,68 @@ def test_gunicorn_logs_and_database_keep_nothing_about_the_visitor(server: Serve
     assert not re.search(rb"\d{2}:\d{2}:\d{2}", stored)
     for hhmm in minutes_between(start, end):
         assert not re.search(rb"(?<![\d.:])" + hhmm.encode() + rb"(?![\d])", stored), hhmm
+
+
+def test_the_access_log_is_off_by_default(tmp_path: Path, organizer_key: X25519PrivateKey) -> None:
+    with running_gunicorn(tmp_path, organizer_key) as server:
+        assert request(server, "GET", "/declaration/")[0] == 200
+        stop(server.process)
+        assert "/declaration/" not in server.logs()
+
+
+def slow_client(server: Server, data: bytes) -> socket.socket:
+    """A connection that sends the start of a request and then nothing more."""
+    s = socket.create_connection(("127.0.0.1", server.port), timeout=15)
+    s.sendall(data)
+    return s
+
+
+def test_slow_clients_cannot_hold_the_server(tmp_path: Path, organizer_key: X25519PrivateKey) -> None:
+    """More half-sent requests than there are threads: half stop inside their headers, half inside their body."""
+    threads, timeout = 2, 2
+    with running_gunicorn(
+        tmp_path, organizer_key, PAPILLON_THREADS=str(threads), PAPILLON_CLIENT_TIMEOUT=str(timeout)
+    ) as server:
+        headers = b"POST /declaration/sign HTTP/1.1\r\nHost: papillon\r\nContent-Type: application/x-"
+        body = (
+            b"POST /declaration/sign HTTP/1.1\r\nHost: papillon\r\n"
+            b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 5000\r\n\r\nname=A"
+        )
+        slow = [slow_client(server, headers if i % 2 else body) for i in range(threads + 4)]
+        try:
+            time.sleep(0.5)  # every thread is now taken by a slow client
+            started = time.monotonic()
+            assert request(server, "GET", "/healthz")[0] == 200
+            _, response_headers, html = request(server, "GET", "/declaration/sign")
+            cookie = response_headers["set-cookie"].split(";", 1)[0]
+            answers = {**form_tokens(html), "signing_as": "An individual", "name": "Ada Lovelace"}
+            assert request(server, "POST", "/declaration/sign", urlencode(answers).encode(), cookie)[0] == 303
+            assert time.monotonic() - started < timeout + 6
+            for s in slow:  # each was cut off by the server: the read ends instead of timing out
+                s.settimeout(timeout + 6)
+                while s.recv(4096):
+                    pass
+        finally:
+            for s in slow:
+                s.close()
+
+
+def worker_pids(server: Server) -> set[int]:
+    children = Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children").read_text()
+    return {int(pid) for pid in children.split()}
+
+
+def test_workers_are_recycled_and_dump_no_core(tmp_path: Path, organizer_key: X25519PrivateKey) -> None:
+    with running_gunicorn(
+        tmp_path, organizer_key, PAPILLON_MAX_REQUESTS="5", PAPILLON_MAX_REQUESTS_JITTER="0"
+    ) as server:
+        (first,) = worker_pids(server)
+        limits = Path(f"/proc/{first}/limits").read_text()
+        assert re.search(r"Max core file size\s+0\s+0\s", limits), limits
+        for _ in range(8):
+            assert request(server, "GET", "/healthz")[0] == 200
+        deadline = time.monotonic() + 15
+        while first in worker_pids(server) or not worker_pids(server):
+            assert time.monotonic() < deadline, "the worker was not replaced"
+            time.sleep(0.1)
+        assert request(server, "GET", "/healthz")[0] == 200
