@@ -14,7 +14,7 @@ from app.forms import AnswersForm, form_class
 from app.storage import db
 from papillon import campaigns, keys
 
-RESERVED_FIELD_NAMES = {"csrf_token", "submission_id", "envelope"}
+RESERVED_FIELD_NAMES = {"csrf_token", "submission_id", "envelope", "pow"}
 RESERVED_CAMPAIGN_SLUGS = {"static", "healthz"}
 
 

@@ -26,8 +26,10 @@ class Defaults:
     # Addresses many people share (the Tor daemon of an onion service, a large NAT), comma-separated
     # addresses or networks: their visitors are not counted as one client.
     PAPILLON_SHARED_ADDRESSES = ""
-    PAPILLON_POW_BITS = 8
-    PAPILLON_POW_ITERATIONS = 2000
+    # The proof of work asked of a shared address's visitors: on average 2**BITS tries of ITERATIONS rounds
+    # each, which the page runs while the person writes.
+    PAPILLON_POW_BITS = 10
+    PAPILLON_POW_ITERATIONS = 5000
     TRUSTED_HOSTS: list[str] | None = None  # comma-separated host names; None accepts any Host header
     MAX_CONTENT_LENGTH = 256 * 1024
     RATELIMIT_ENABLED = True
@@ -35,7 +37,7 @@ class Defaults:
     RATELIMIT_DEFAULT = "600 per hour"
     RATELIMIT_SUBMIT = "10 per minute;60 per hour"
     # Posts from a shared address: with a proof of work, and without one (JavaScript off).
-    RATELIMIT_SHARED_POW_SUBMIT = "60 per minute"
+    RATELIMIT_SHARED_POW_SUBMIT = "120 per minute"
     RATELIMIT_SHARED_SUBMIT = "10 per minute"
     RATELIMIT_HEADERS_ENABLED = False
     # If the shared limiter storage (Redis) goes down, count in memory rather than refuse testimonies.

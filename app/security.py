@@ -11,12 +11,14 @@ import logging
 import re
 import urllib.parse
 
-from flask import Flask, Response, current_app, has_request_context, request
+from flask import Flask, Response, current_app, g, has_request_context, request
 from flask.logging import default_handler
 from flask.sessions import SecureCookieSessionInterface
 from flask_limiter import Limiter
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge, UnsupportedMediaType
 
+from app import pow
+from app.config import ConfigError
 from papillon.campaigns import MULTIPLE_CHOICE, Form
 
 CSP = "; ".join(
@@ -51,6 +53,7 @@ IPV6_PREFIX = 64
 
 def init_app(app: Flask) -> None:
     """Headers on every response, the CSRF cookie's Secure flag, the limiter, and logs without addresses."""
+    app.extensions["papillon.shared"] = parse_shared_addresses(app.config["PAPILLON_SHARED_ADDRESSES"])
     app.session_interface = SessionInterface()
     limiter.init_app(app)
     app.after_request(set_headers)
@@ -109,7 +112,85 @@ def default_limit() -> str:
     return current_app.config["RATELIMIT_DEFAULT"]
 
 
-limiter = Limiter(key_func=client_key, default_limits=[default_limit])
+SharedAddresses = tuple[frozenset[str], tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]]
+
+
+def parse_shared_addresses(text: str) -> SharedAddresses:
+    """``PAPILLON_SHARED_ADDRESSES``: addresses or networks, and ``unix:`` for what a proxy reports of clients
+    that reached it through a Unix socket (the Tor daemon of an onion service)."""
+    literals, networks = set(), []
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        if item == "unix:":
+            literals.add(item)
+            continue
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ConfigError(f"PAPILLON_SHARED_ADDRESSES: {item!r} is not an address, a network or unix:") from None
+    return frozenset(literals), tuple(networks)
+
+
+def is_shared(address: str | None = None) -> bool:
+    """Whether the client came from an address that many people share. Decided by the connection (or what a
+    trusted proxy reports of it), never by a header the client chooses."""
+    address = request.remote_addr if address is None else address
+    literals, networks = current_app.extensions["papillon.shared"]
+    if address in literals:
+        return True
+    try:
+        ip = ipaddress.ip_address((address or "").split("%", 1)[0])
+    except ValueError:
+        return False
+    return any(ip in network for network in networks)
+
+
+def pow_challenge(campaign: str, form: str, submission_id: str, day: dt.date) -> bytes:
+    return pow.challenge(daily_key(current_app.secret_key, day), campaign, form, submission_id)
+
+
+def stamp_state() -> str:
+    """For a post from a shared address: ``"valid"``, ``"invalid"`` or ``"missing"`` proof of work.
+
+    Checked once per request (at most two PBKDF2 calls), against today's and yesterday's challenge so that a
+    page opened before midnight UTC still sends."""
+    if "papillon_stamp" not in g:
+        request.get_data(cache=True)  # keep the raw body for check_form_body before the form is parsed
+        nonce = request.form.get("pow", "")
+        state = "missing"
+        if nonce:
+            campaign, form = (request.view_args or {}).get("campaign_slug"), (request.view_args or {}).get("form_slug")
+            submission_id = request.form.get("submission_id", "")
+            bits, iterations = current_app.config["PAPILLON_POW_BITS"], current_app.config["PAPILLON_POW_ITERATIONS"]
+            today = dt.datetime.now(dt.UTC).date()
+            state = "invalid"
+            if pow.well_formed(nonce):
+                for day in (today, today - dt.timedelta(days=1)):
+                    if pow.verify(pow_challenge(campaign, form, submission_id, day), nonce, bits, iterations):
+                        state = "valid"
+                        break
+        g.papillon_stamp = state
+    return g.papillon_stamp
+
+
+def submit_key() -> str:
+    """The bucket a post counts in: the client's own, or for a shared address, one per kind of post, so that a
+    spammer on one path cannot lock out the witnesses on the other."""
+    if not is_shared():
+        return client_key()
+    kind = "pow" if stamp_state() == "valid" else "plain"
+    return f"shared-{kind}-{client_key()}"
+
+
+def submit_limit() -> str:
+    config = current_app.config
+    if not is_shared():
+        return config["RATELIMIT_SUBMIT"]
+    return config["RATELIMIT_SHARED_POW_SUBMIT" if stamp_state() == "valid" else "RATELIMIT_SHARED_SUBMIT"]
+
+
+limiter = Limiter(key_func=client_key, default_limits=[default_limit], default_limits_exempt_when=is_shared)
 
 
 # What the page posts besides the answers; the sealing script posts these alone, the answers travelling sealed.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import datetime as dt
 import json
 from urllib.parse import urlsplit, urlunsplit
 
@@ -9,6 +11,7 @@ from flask import Blueprint, Response, abort, current_app, jsonify, redirect, re
 from werkzeug.exceptions import BadRequest, HTTPException, SecurityError
 from werkzeug.routing import RequestRedirect
 
+from app import security
 from app.forms import AnswersForm, new_submission_id
 from app.security import check_form_body, limiter
 from app.storage import db
@@ -26,6 +29,13 @@ STATUS_MESSAGES = {
     429: "Too many tries from your connection just now. Please wait a few minutes, then try again.",
     500: "Something went wrong on our side. Nothing you typed was kept. Please try again later.",
 }
+
+
+SHARED_429 = (
+    "Many people reach this site through the same address (as with Tor), and too many answers came that way "
+    "just now. Please try again in a minute, or turn JavaScript on (in Tor Browser: the Standard security level) "
+    "so that this page can send your answers after a short check instead."
+)
 
 
 def campaigns() -> dict[str, Campaign]:
@@ -70,6 +80,8 @@ def http_error(exc: HTTPException) -> tuple[Response | str, int]:
     if isinstance(exc, SecurityError):
         # A Host outside TRUSTED_HOSTS: no address can be built for it, so no page either.
         return Response(STATUS_MESSAGES[400] + "\n", mimetype="text/plain"), 400
+    if exc.code == 429 and security.is_shared():
+        return error_response(429, SHARED_429)
     return error_response(exc.code or 500, exc.description if isinstance(exc, Refused) else None)
 
 
@@ -123,6 +135,14 @@ def _render_form(campaign: Campaign, form: Form, wtf: AnswersForm, status: int =
         "fields": [{"name": f.name, "type": f.type} for f in form.fields],
         "honeypot": wtf.honeypot_name,
     }
+    if security.is_shared():
+        today = dt.datetime.now(dt.UTC).date()
+        challenge = security.pow_challenge(campaign.slug, form.slug, wtf.submission_id.data, today)
+        seal["pow"] = {
+            "challenge": base64.b64encode(challenge).decode("ascii"),
+            "bits": current_app.config["PAPILLON_POW_BITS"],
+            "iterations": current_app.config["PAPILLON_POW_ITERATIONS"],
+        }
     return (
         render_template(
             "form.html",
@@ -136,12 +156,8 @@ def _render_form(campaign: Campaign, form: Form, wtf: AnswersForm, status: int =
     )
 
 
-def submit_limit() -> str:
-    return current_app.config["RATELIMIT_SUBMIT"]
-
-
 @bp.route("/<campaign_slug>/<form_slug>", methods=["GET", "POST"])
-@limiter.limit(submit_limit, methods=["POST"])
+@limiter.limit(security.submit_limit, key_func=security.submit_key, methods=["POST"])
 def form(campaign_slug: str, form_slug: str):
     campaign, form = _lookup(campaign_slug, form_slug)
     if request.method == "POST":
@@ -153,6 +169,8 @@ def form(campaign_slug: str, form_slug: str):
 
     if not wtf.submission_id_ok():
         refuse("This form is missing its submission number. Please reload the page and send it again.")
+    if security.is_shared() and security.stamp_state() == "invalid":
+        refuse("The anti-spam check of this page did not pass. Please reload the page and send your answers again.")
     fresh = wtf.validate()
     thanks_url = url_for(".thanks", campaign_slug=campaign.slug, form_slug=form.slug)
     # The sealing script asks for JSON so that it can go to the thank-you page without loading it twice.

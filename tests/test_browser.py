@@ -6,6 +6,7 @@ Every test runs the app on a live local server and watches everything the page s
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import json
 import secrets
 from collections.abc import Callable, Iterator
@@ -34,6 +35,7 @@ from flask import Flask
 from pages import decrypt_args
 from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
 
+from app import create_app, pow, security
 from app.config import Defaults
 from app.storage import db
 from papillon import campaigns as c
@@ -473,3 +475,49 @@ def test_in_page_sealing_time_is_reported_and_the_script_fits_its_gzip_budget(
     assert size < SEAL_JS_GZIP_BUDGET, f"seal.js is {size} bytes gzipped, over its {SEAL_JS_GZIP_BUDGET}-byte budget"
     assert_clean(log, live_server)
     assert origin(page.url) == live_server
+
+
+# --- a shared address (an onion service): the page does a small proof of work -----------------------------------
+
+
+@pytest.fixture
+def onion_app(config: dict[str, object]) -> Flask:
+    """Every visitor of the live server comes from 127.0.0.1, as every Tor visitor comes from the Tor daemon."""
+    app = create_app({**config, "PAPILLON_SHARED_ADDRESSES": "127.0.0.1", "RATELIMIT_ENABLED": True})
+    with app.app_context():
+        db.create_schema()
+    return app
+
+
+@pytest.mark.parametrize("javascript", [True, False], ids=["javascript", "no-javascript"])
+def test_from_a_shared_address_the_page_pays_with_work_and_the_answers_are_stored(
+    browser, onion_app, organizer_key, javascript
+):
+    plan = plan_for(onion_app, "open-letter", "testimony")
+    with serve(onion_app) as server:
+        context = browser.new_context(java_script_enabled=javascript, base_url=server)
+        context.set_default_timeout(30_000)
+        log = PageLog()
+        log.attach(context)
+        page = context.new_page()
+        page.goto(plan.path)
+        submission_id = page.locator("input[name=submission_id]").input_value()
+        if javascript:
+            wait_for_sealing(page)
+        fill(page, plan)
+        submit_and_land(page, plan, server)
+        context.close()
+
+    [post] = log.posts()
+    sent = parse_form_body(post.body, post.headers.get("content-type", ""))
+    if javascript:
+        assert set(sent) == SEALING_FIELDS | {"pow", onion_app.config["PAPILLON_HONEYPOT_FIELD"]}
+        with onion_app.test_request_context(f"{plan.path}", method="POST"):
+            today = dt.datetime.now(dt.UTC).date()
+            challenge = security.pow_challenge(plan.campaign, plan.form.slug, submission_id, today)
+        bits, iterations = onion_app.config["PAPILLON_POW_BITS"], onion_app.config["PAPILLON_POW_ITERATIONS"]
+        assert pow.verify(challenge, sent["pow"][0], bits, iterations)
+    else:
+        assert "pow" not in sent
+    assert_clean(log, server)
+    assert_stored(onion_app, plan, submission_id, "browser" if javascript else "server", organizer_key)

@@ -351,7 +351,7 @@ def test_page_without_webcrypto_x25519_is_left_to_the_plain_post(
     report = run_page(organizers, crypto=crypto, response={"status": 200, "json": {"thanks": THANKS}})
     assert report["listeners"] == [], "the form must post as it is, for the server to seal"
     assert not report["status"]["hidden"]
-    assert "sealed the moment they reach our server" in report["status"]["text"]
+    assert "the server reads them for a moment to seal them" in report["status"]["text"]
     assert "error" not in report["status"]["classes"]
 
 

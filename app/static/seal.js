@@ -107,6 +107,25 @@
     return JSON.stringify({ version: 1, recipients });
   }
 
+  // A proof of work, asked only of visitors who share one address (an onion service): the first nonce
+  // whose PBKDF2-HMAC-SHA256(challenge, nonce) starts with `bits` zero bits. app/pow.py checks it.
+  function zeroBits(bytes) {
+    let n = 0;
+    for (const b of bytes) {
+      if (b) return n + Math.clz32(b) - 24;
+      n += 8;
+    }
+    return n;
+  }
+
+  async function solvePow({ challenge, bits, iterations }) {
+    const key = await subtle().importKey("raw", fromB64(challenge), "PBKDF2", false, ["deriveBits"]);
+    for (let nonce = 0; ; nonce++) {
+      const params = { name: "PBKDF2", hash: "SHA-256", salt: utf8(String(nonce)), iterations };
+      if (zeroBits(new Uint8Array(await subtle().deriveBits(params, key, 256))) >= bits) return String(nonce);
+    }
+  }
+
   async function supportsX25519() {
     try {
       const pair = await subtle().generateKey(X25519, false, ["deriveBits"]);
@@ -151,6 +170,10 @@
       buttons(false);
     };
     say("Your answers are sealed in this browser before they leave it; only the organizers can open them.");
+    // Started at once: by the time a person has written their answers, the check is long done.
+    const stamp = config.pow ? solvePow(config.pow) : null;
+    let stamped = false;
+    if (stamp) stamp.then(() => { stamped = true; }, () => {});
 
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
@@ -174,6 +197,15 @@
         envelope,
         [config.honeypot]: value(config.honeypot),
       });
+      if (stamp) {
+        if (!stamped) say("Finishing a short check that protects this form from spam…");
+        try {
+          body.set("pow", await stamp);
+        } catch {
+          return fail("This browser could not finish the anti-spam check, so nothing was sent. "
+            + "Please reload the page and try again.");
+        }
+      }
       let response;
       try {
         response = await fetch(form.getAttribute("action"), {
@@ -192,7 +224,7 @@
     });
   }
 
-  const api = { seal, pad, plaintext, buildEnvelope, supportsX25519, collect,
+  const api = { seal, pad, plaintext, buildEnvelope, supportsX25519, collect, solvePow, zeroBits,
     _encap: encap, _keySchedule: keySchedule, _aesSeal: aesSeal };
 
   if (typeof document !== "undefined") {
@@ -206,8 +238,8 @@
         form.removeEventListener("submit", hold);
         if (ok) enhance(form, status);
         else {
-          status.textContent = "This browser cannot seal your answers itself: "
-            + "they will be sealed the moment they reach our server.";
+          status.textContent = "This browser cannot seal your answers itself: they travel to our server "
+            + "protected by HTTPS, and the server reads them for a moment to seal them before anything is stored.";
           status.hidden = false;
         }
       });
