@@ -224,3 +224,9 @@ def test_a_campaign_named_like_a_page_of_the_site_stops_the_app(clean_env, confi
     (folder / f"{slug}.toml").write_text(source.replace('slug = "declaration"', f'slug = "{slug}"'))
     with pytest.raises(StartupError, match=f"campaign {slug}: this address is used by the site itself"):
         create_app({**config, "PAPILLON_CAMPAIGNS_DIR": str(folder)})
+
+
+def test_every_setting_is_documented_in_the_readme():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    undocumented = [name for name in SETTINGS if f"| `{name}` |" not in readme]
+    assert undocumented == []
