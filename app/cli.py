@@ -3,41 +3,52 @@
 from __future__ import annotations
 
 import datetime as dt
+import sys
 from pathlib import Path
 
 import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
-from app.storage import db
+from app.storage import PurgeIncomplete, db
 from papillon import bundle
 
 
 @click.command("init-db")
 @with_appcontext
 def init_db() -> None:
-    """Create the tables if they do not exist yet (safe to run again)."""
-    db.create_schema()
+    """Create the tables if they do not exist yet, or bring older ones up to date (safe to run again)."""
+    for change in db.create_schema():
+        click.echo(change)
     click.echo("Database ready.")
 
 
 @click.command("export")
 @click.option(
-    "--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Bundle file to write."
+    "--out",
+    "out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the bundle to this file on the server instead of to standard output.",
 )
+@click.option("--again", is_flag=True, help="Write again the records already exported and not yet purged.")
 @with_appcontext
-def export(out: Path) -> None:
-    """Write every record not yet exported to a bundle, then mark those records exported."""
-    if out.exists():
+def export(out: Path | None, again: bool) -> None:
+    """Write the records not yet exported to a bundle, on standard output unless --out is given, then mark them
+    exported. On standard output the bundle can go straight to the staff's own machine and never rest on the server:
+
+        ssh server '.venv/bin/flask --app wsgi export' > /media/usb/papillon-DATE.bundle
+    """
+    stdout = sys.stdout.buffer
+    if out is None and stdout.isatty():
+        raise click.ClickException(
+            "the bundle would be written to this terminal: redirect it to a file "
+            "(flask --app wsgi export > papillon.bundle), or give --out FILE"
+        )
+    if out is not None and out.exists():
         raise click.ClickException(f"{out} already exists; choose a new file name so no bundle is overwritten")
-    if not out.parent.is_dir():
+    if out is not None and not out.parent.is_dir():
         raise click.ClickException(f"{out.parent} is not a folder")
-    rows = db.unexported()
-    used = {r.campaign for r in rows}
-    definitions = {slug: c.source for slug, c in current_app.extensions["papillon.campaigns"].items() if slug in used}
-    missing = used - set(definitions)
-    if missing:
-        click.echo(f"Note: no current definition for campaign(s) {', '.join(sorted(missing))}.", err=True)
+    rows = db.exported_rows() if again else db.unexported()
     records = [
         bundle.Record(
             id=r.id,
@@ -49,27 +60,42 @@ def export(out: Path) -> None:
         )
         for r in rows
     ]
-    count = bundle.write(
-        out,
-        records,
-        created_on=dt.datetime.now(dt.UTC).date().isoformat(),
-        key_ids=[k.key_id for k in current_app.extensions["papillon.keys"]],
-        campaigns=definitions,
-    )
-    db.mark_exported(r.id for r in records)
-    click.echo(
-        f"Exported {count} record(s) to {out}. Carry it to the laptop, then run 'purge' here once it opens there."
-    )
+    used = {r.campaign for r in rows}
+    definitions = {slug: c.source for slug, c in current_app.extensions["papillon.campaigns"].items() if slug in used}
+    if missing := used - set(definitions):
+        click.echo(f"Note: no current definition for campaign(s) {', '.join(sorted(missing))}.", err=True)
+    header = {
+        "created_on": dt.datetime.now(dt.UTC).date().isoformat(),
+        "key_ids": [k.key_id for k in current_app.extensions["papillon.keys"]],
+        "campaigns": definitions,
+    }
+    if out is None:
+        count = bundle.dump(stdout, records, **header)
+        where = "standard output"
+    else:
+        count = bundle.write(out, records, **header)
+        where = str(out)
+    if not again:
+        db.mark_exported(r.id for r in records)
+    click.echo(f"{'Exported again' if again else 'Exported'} {count} record(s) to {where}.", err=True)
+    if out is not None:
+        click.echo(f"Copy {out} to the USB stick, then delete it from this server.", err=True)
+    click.echo("Once the bundle opens on the laptop, run 'purge' here.", err=True)
 
 
 @click.command("purge")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @with_appcontext
 def purge(yes: bool) -> None:
-    """Delete the records already exported; records not yet exported are never touched."""
+    """Delete the records already exported, and erase them from the database's files; records not yet exported
+    are never touched."""
     if not yes:
         click.confirm("Delete every record that has already been exported?", abort=True)
-    click.echo(f"Deleted {db.purge()} exported record(s).")
+    try:
+        deleted = db.purge()
+    except PurgeIncomplete as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"Deleted {deleted} exported record(s), and rewrote the database files without them.")
 
 
 @click.command("status")

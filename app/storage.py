@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from flask import Flask, current_app
-from sqlalchemy import Boolean, Date, Engine, String, Text, create_engine, delete, event, func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Boolean, Date, Engine, String, Text, create_engine, delete, event, func, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 
@@ -17,9 +21,13 @@ class Base(DeclarativeBase):
 
 
 class Submission(Base):
-    """One sealed record. The id is chosen by the page, so a repeated POST cannot store twice."""
+    """One sealed record. The id is chosen by the page, so a repeated POST cannot store twice.
+
+    On SQLite the table has no rowid: rows are keyed, and laid out, by the random id alone, so the file
+    does not number them in the order they arrived."""
 
     __tablename__ = "submissions"
+    __table_args__ = ({"sqlite_with_rowid": False},)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     campaign: Mapped[str] = mapped_column(String(40))
@@ -35,18 +43,40 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA secure_delete=ON")
+    # After each checkpoint that resets the WAL, cut it back to nothing: no old frames stay in the file.
+    cursor.execute("PRAGMA journal_size_limit=0")
     cursor.close()
 
 
+def owner_only(path: Path) -> None:
+    """Create the SQLite file readable by its owner alone before SQLite opens it: SQLite gives its ``-wal`` and
+    ``-shm`` files the permissions of the database file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+    path.chmod(0o600)
+    for suffix in ("-wal", "-shm"):
+        companion = path.with_name(path.name + suffix)
+        if companion.exists():
+            companion.chmod(0o600)
+
+
 def make_engine(url: str) -> Engine:
-    """An engine for the URL; a bare ``postgresql://`` URL gets psycopg 3, the driver Papillon installs."""
+    """An engine for the URL; a bare ``postgresql://`` URL gets psycopg 3, the driver Papillon installs.
+
+    Parameters never appear in SQLAlchemy's error messages, so an error log cannot carry a record or its id."""
     for bare in ("postgresql://", "postgres://"):
         if url.startswith(bare):
             url = "postgresql+psycopg://" + url[len(bare) :]
-    engine = create_engine(url, pool_pre_ping=not url.startswith("sqlite"))
+    engine = create_engine(url, pool_pre_ping=not url.startswith("sqlite"), hide_parameters=True)
     if engine.dialect.name == "sqlite":
+        if engine.url.database and engine.url.database != ":memory:":
+            owner_only(Path(engine.url.database))
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+class PurgeIncomplete(RuntimeError):
+    """Rows were deleted, but the database could not yet rewrite its files to erase them."""
 
 
 class Storage:
@@ -65,29 +95,53 @@ class Storage:
         with self.sessions.begin() as session:
             yield session
 
-    def create_schema(self) -> None:
-        Base.metadata.create_all(self.sessions.kw["bind"])
+    @property
+    def engine(self) -> Engine:
+        return self.sessions.kw["bind"]
+
+    def create_schema(self) -> list[str]:
+        """Create the tables, and bring an older table up to date; returns what was changed, for the operator."""
+        changes = self._drop_sqlite_rowid()
+        Base.metadata.create_all(self.engine)
+        return changes
+
+    def _drop_sqlite_rowid(self) -> list[str]:
+        """Tables made before rows lost their rowid still number rows in arrival order: rebuild them in id order."""
+        if self.engine.dialect.name != "sqlite":
+            return []
+        with self.engine.begin() as conn:
+            sql = conn.scalar(text("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'submissions'"))
+            if sql is None or "WITHOUT ROWID" in sql.upper():
+                return []
+            conn.execute(text("ALTER TABLE submissions RENAME TO submissions_with_rowid"))
+            conn.execute(text("DROP INDEX IF EXISTS ix_submissions_exported"))
+            Base.metadata.create_all(conn)
+            columns = ", ".join(Submission.__table__.columns.keys())
+            conn.execute(
+                text(f"INSERT INTO submissions ({columns}) SELECT {columns} FROM submissions_with_rowid ORDER BY id")  # noqa: S608 (our own column names)
+            )
+            conn.execute(text("DROP TABLE submissions_with_rowid"))
+        self._erase_sqlite()
+        return ["The submissions table was rebuilt without rowids, so rows no longer carry their arrival order."]
 
     def store(self, *, id: str, campaign: str, form: str, sealed_by: str, envelope: str) -> bool:
-        """Store a sealed record once; False when that submission id was already stored."""
-        row = Submission(
-            id=id,
-            campaign=campaign,
-            form=form,
-            received_on=dt.datetime.now(dt.UTC).date(),
-            sealed_by=sealed_by,
-            envelope=envelope,
-            exported=False,
-        )
-        try:
-            with self.session() as session:
-                session.add(row)
-        except IntegrityError:
-            with self.session() as session:
-                if session.get(Submission, id) is None:
-                    raise
-            return False
-        return True
+        """Store a sealed record once; False when that submission id was already stored.
+
+        A repeat is not an error: the insert does nothing, so no database log records a failed statement
+        naming the id, with the time it was retried."""
+        values = {
+            "id": id,
+            "campaign": campaign,
+            "form": form,
+            "received_on": dt.datetime.now(dt.UTC).date(),
+            "sealed_by": sealed_by,
+            "envelope": envelope,
+            "exported": False,
+        }
+        dialect = {"sqlite": sqlite, "postgresql": postgresql}[self.engine.dialect.name]
+        statement = dialect.insert(Submission).values(**values).on_conflict_do_nothing(index_elements=["id"])
+        with self.engine.begin() as conn:
+            return conn.execute(statement.returning(Submission.id)).first() is not None
 
     def unexported(self) -> list[Submission]:
         with self.session() as session:
@@ -101,10 +155,56 @@ class Storage:
                 chunk = ids[start : start + 500]
                 session.execute(update(Submission).where(Submission.id.in_(chunk)).values(exported=True))
 
-    def purge(self) -> int:
-        """Delete only rows already written to a bundle."""
+    def exported_rows(self) -> list[Submission]:
+        """Rows already exported and not yet purged: what ``export --again`` writes once more."""
         with self.session() as session:
-            return session.execute(delete(Submission).where(Submission.exported.is_(True))).rowcount
+            query = select(Submission).where(Submission.exported.is_(True))
+            return list(session.scalars(query.order_by(Submission.campaign, Submission.form, Submission.id)))
+
+    def purge(self) -> int:
+        """Delete only rows already written to a bundle, then rewrite the database's files so that the deleted
+        rows, and the order the others arrived in, are gone from them too (see SECURITY.md for the limits)."""
+        with self.session() as session:
+            deleted = session.execute(delete(Submission).where(Submission.exported.is_(True))).rowcount
+        if self.engine.dialect.name == "sqlite":
+            self._erase_sqlite()
+        elif self.engine.dialect.name == "postgresql":
+            self._rewrite_postgresql()
+        return deleted
+
+    def _erase_sqlite(self, attempts: int = 20) -> None:
+        """Copy the WAL into the database and truncate it, rebuild the file in key order, and truncate again.
+
+        A reader that stays in the middle of a transaction (a request being served) holds old frames in the
+        WAL: retry for a few seconds, then say so rather than claim the rows are gone."""
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            for attempt in range(attempts):
+                busy = conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)")).one()[0]
+                if not busy:
+                    conn.execute(text("VACUUM"))
+                    busy = conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)")).one()[0]
+                    if not busy:
+                        return
+                time.sleep(0.1 * (attempt + 1))
+        raise PurgeIncomplete(
+            "the exported records were deleted, but another connection kept the database busy, so copies may "
+            "remain in its files; run purge again (stop the server first if it keeps happening)"
+        )
+
+    def _rewrite_postgresql(self) -> None:
+        """Give every kept row the same xmin (one update), then rewrite the table in id order (CLUSTER): its
+        files then hold neither the deleted rows nor the order the kept ones arrived in."""
+        with self.session() as session:
+            session.execute(update(Submission).values(exported=Submission.exported))
+        try:
+            with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.execute(text("SET lock_timeout = '10s'"))
+                conn.execute(text("CLUSTER submissions USING submissions_pkey"))
+        except OperationalError as exc:
+            raise PurgeIncomplete(
+                "the exported records were deleted, but another connection held the table, so their copies may "
+                "remain in its files; run purge again (stop the server first if it keeps happening)"
+            ) from exc
 
     def counts(self) -> dict[tuple[str, str, bool], int]:
         with self.session() as session:

@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import pty
+import subprocess
+import sys
+
+from pages import ROOT
 
 from app.storage import db
 from papillon import bundle, envelope
@@ -114,10 +120,61 @@ def test_export_refuses_a_missing_folder_and_marks_nothing(runner, app, tmp_path
     assert len(waiting(app)) == 1
 
 
-def test_export_requires_an_output_file(runner, app):
+def test_export_without_out_writes_the_bundle_to_standard_output_and_leaves_no_file(runner, app, tmp_path, monkeypatch):
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    sid = store(app, 1)
     result = runner.invoke(args=["export"])
-    assert result.exit_code != 0
-    assert "--out" in result.output
+    assert result.exit_code == 0, result.stderr
+    assert list(work.iterdir()) == []
+    written = tmp_path / "from-stdout.bundle"
+    written.write_bytes(result.stdout_bytes)
+    assert [r.id for r in bundle.read(written).records] == [sid]
+    assert "Exported 1 record(s) to standard output" in result.stderr
+    assert waiting(app) == []
+
+
+def test_export_refuses_to_write_a_bundle_to_a_terminal_and_marks_nothing(app, config):
+    """A real terminal (a pseudo-terminal) on standard output, as when staff forget the redirection."""
+    store(app, 1)
+    env = {**os.environ, **{k: str(v) for k, v in config.items() if k.isupper() and k != "TESTING"}}
+    primary, secondary = pty.openpty()
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "flask", "--app", "wsgi", "export"],
+            cwd=ROOT,
+            env=env,
+            stdout=secondary,
+            stderr=subprocess.PIPE,
+            timeout=60,
+        )
+    finally:
+        os.close(secondary)
+        os.close(primary)
+    assert done.returncode != 0
+    assert b"terminal" in done.stderr and b"--out" in done.stderr
+    assert len(waiting(app)) == 1
+
+
+def test_export_to_a_file_reminds_staff_to_delete_it_from_the_server(runner, app, tmp_path):
+    store(app, 1)
+    result = runner.invoke(args=["export", "--out", str(tmp_path / "a.bundle")])
+    assert result.exit_code == 0
+    assert "then delete it from this server" in result.stderr
+
+
+def test_export_again_writes_the_exported_records_not_yet_purged_and_nothing_new(runner, app, tmp_path):
+    first, second = store(app, 1), store(app, 2)
+    assert runner.invoke(args=["export", "--out", str(tmp_path / "a.bundle")]).exit_code == 0
+    late = store(app, 3)
+    result = runner.invoke(args=["export", "--again", "--out", str(tmp_path / "again.bundle")])
+    assert result.exit_code == 0, result.output
+    assert sorted(r.id for r in bundle.read(tmp_path / "again.bundle").records) == [first, second]
+    assert waiting(app) == [late]
+    assert runner.invoke(args=["purge", "--yes"]).exit_code == 0
+    result = runner.invoke(args=["export", "--again", "--out", str(tmp_path / "after-purge.bundle")])
+    assert bundle.read(tmp_path / "after-purge.bundle").records == []
 
 
 def test_purge_yes_deletes_only_exported_rows(runner, app, tmp_path):
@@ -126,7 +183,7 @@ def test_purge_yes_deletes_only_exported_rows(runner, app, tmp_path):
     late = store(app, 2)
     result = runner.invoke(args=["purge", "--yes"])
     assert result.exit_code == 0, result.output
-    assert "Deleted 1 exported record(s)." in result.output
+    assert "Deleted 1 exported record(s)" in result.output
     assert waiting(app) == [late]
     with app.app_context():
         assert db.counts() == {("declaration", "sign", False): 1}

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import sqlite3
+import stat
 import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from flask import Flask
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -71,6 +74,27 @@ def app(request: pytest.FixtureRequest, config: dict[str, object]) -> Iterator[F
     with app.app_context():
         db.create_schema()
         engine = db.sessions.kw["bind"]
+    yield app
+    Base.metadata.drop_all(engine)
+    engine.dispose()
+
+
+@pytest.fixture
+def sqlite_app(config: dict[str, object]) -> Flask:
+    app = create_app(config)
+    with app.app_context():
+        db.create_schema()
+    return app
+
+
+@pytest.fixture
+def postgres_app(config: dict[str, object], postgres: Postgres) -> Iterator[Flask]:
+    if postgres.problem:
+        pytest.fail(postgres.problem, pytrace=False)
+    app = create_app({**config, "DATABASE_URL": postgres.url})
+    with app.app_context():
+        db.create_schema()
+        engine = db.engine
     yield app
     Base.metadata.drop_all(engine)
     engine.dispose()
@@ -246,3 +270,141 @@ def test_a_bare_postgresql_url_uses_the_installed_psycopg_driver(scheme):
 
     engine = make_engine(f"{scheme}://papillon@db.invalid/papillon")
     assert (engine.dialect.name, engine.dialect.driver) == ("postgresql", "psycopg")
+
+
+# --- what a seized server's files hold ------------------------------------------------------------------------
+
+
+def envelope_of(n: int) -> str:
+    """A made-up envelope, long and unique enough to be searched for in raw database bytes."""
+    return f'{{"version":1,"marker":"purge-probe-{n:04d}-{uuid.uuid4().hex}"}}'
+
+
+def sqlite_files(app: Flask) -> dict[str, bytes]:
+    path = Path(make_url(app.config["DATABASE_URL"]).database)
+    files = [path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")]
+    return {f.name: f.read_bytes() for f in files if f.exists()}
+
+
+def postgres_files(conn) -> bytes:
+    """The table's own files, its TOAST table and its index, read through the server (the test role is superuser)."""
+    relations = conn.execute(
+        text(
+            "SELECT pg_relation_filepath(c.oid) FROM pg_class c WHERE c.oid IN ("
+            "'submissions'::regclass, 'submissions_pkey'::regclass,"
+            " (SELECT reltoastrelid FROM pg_class WHERE oid = 'submissions'::regclass))"
+        )
+    ).scalars()
+    conn.execute(text("CHECKPOINT"))
+    return b"".join(conn.execute(text("SELECT pg_read_binary_file(:p)"), {"p": p}).scalar() for p in relations if p)
+
+
+def test_purge_leaves_no_purged_envelope_or_id_in_the_database_files(app, request):
+    with app.app_context():
+        envelopes = {n: envelope_of(n) for n in range(1, 41)}
+        for n, env in envelopes.items():
+            store(n, envelope=env)
+        db.mark_exported([sid(n) for n in range(1, 31)])
+        # The live server keeps its own connection to the same database open meanwhile.
+        other = create_engine(app.config["DATABASE_URL"])
+        with other.connect() as live:
+            live.execute(text("SELECT count(*) FROM submissions")).scalar()
+            live.commit()  # between two requests, as a pooled connection of the server is
+            assert db.purge() == 30
+            if request.node.callspec.params["app"] == "sqlite":
+                raw = b"".join(sqlite_files(app).values())
+            else:
+                raw = postgres_files(live)
+        other.dispose()
+        kept = {r.id: r.envelope for r in db.unexported()}
+    assert kept == {sid(n): envelopes[n] for n in range(31, 41)}
+    for n in range(1, 31):
+        assert envelopes[n].encode() not in raw, n
+        assert sid(n).encode() not in raw, n
+    assert envelopes[35].encode() in raw  # the search would have found them
+
+
+def test_sqlite_rows_have_no_rowid(sqlite_app):
+    with sqlite_app.app_context(), db.engine.connect() as conn:
+        store(1)
+        sql = conn.execute(text("SELECT sql FROM sqlite_master WHERE name = 'submissions'")).scalar()
+        assert "WITHOUT ROWID" in sql.upper()
+        with pytest.raises(SQLAlchemyError):
+            conn.execute(text("SELECT rowid FROM submissions"))
+
+
+def test_after_purge_postgresql_rows_share_one_xmin_and_lie_in_id_order(postgres_app):
+    with postgres_app.app_context():
+        ids = [uuid.uuid4().hex for _ in range(30)]
+        for n, i in enumerate(ids):
+            store(n, id=i)  # one transaction each: thirty different xmins, ctids in arrival order
+        db.mark_exported(ids[:5])
+        db.purge()
+        with db.engine.connect() as conn:
+            rows = conn.execute(text("SELECT id, xmin::text FROM submissions ORDER BY submissions.ctid")).all()
+    assert len({xmin for _, xmin in rows}) == 1
+    assert [i for i, _ in rows] == sorted(ids[5:])
+
+
+def test_init_db_rebuilds_an_older_sqlite_table_that_had_rowids(config, tmp_path):
+    path = tmp_path / "old.sqlite3"
+    old = sqlite3.connect(path)
+    old.execute(
+        "CREATE TABLE submissions (id VARCHAR(32) NOT NULL PRIMARY KEY, campaign VARCHAR(40) NOT NULL, "
+        "form VARCHAR(40) NOT NULL, received_on DATE NOT NULL, sealed_by VARCHAR(8) NOT NULL, "
+        "envelope TEXT NOT NULL, exported BOOLEAN NOT NULL)"
+    )
+    old.execute("CREATE INDEX ix_submissions_exported ON submissions (exported)")
+    rows = [(sid(n), "declaration", "sign", "2026-11-20", "server", envelope_of(n), n % 2) for n in (3, 1, 2)]
+    old.executemany("INSERT INTO submissions VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+    old.commit()
+    old.close()
+    app = create_app({**config, "DATABASE_URL": f"sqlite:///{path}"})
+    result = app.test_cli_runner().invoke(args=["init-db"])
+    assert result.exit_code == 0, result.output
+    assert "rebuilt without rowids" in result.output
+    conn = sqlite3.connect(path)
+    assert "WITHOUT ROWID" in conn.execute("SELECT sql FROM sqlite_master WHERE name = 'submissions'").fetchone()[0]
+    assert sorted(conn.execute("SELECT * FROM submissions").fetchall()) == sorted(rows)
+    assert conn.execute("SELECT count(*) FROM sqlite_master WHERE name LIKE '%rowid%'").fetchone()[0] == 0
+    conn.close()
+    assert "rebuilt" not in app.test_cli_runner().invoke(args=["init-db"]).output
+
+
+def test_a_repeated_submission_raises_no_database_error(app):
+    errors = []
+    record = errors.append
+    with app.app_context():
+        event.listen(db.engine, "handle_error", record)
+        assert store(1) is True
+        assert store(1) is False
+        event.remove(db.engine, "handle_error", record)
+        assert len(db.unexported()) == 1
+    assert errors == []
+
+
+def test_database_errors_do_not_carry_the_values_sent(app):
+    with app.app_context(), pytest.raises(SQLAlchemyError) as err, db.engine.connect() as conn:
+        conn.execute(text("SELECT * FROM no_such_table WHERE id = :id"), {"id": "secret-submission-id"})
+    assert "secret-submission-id" not in str(err.value)
+
+
+def test_the_sqlite_files_and_the_instance_folder_are_owner_only(sqlite_app):
+    app = sqlite_app
+    with app.app_context():
+        store(1)
+        files = [Path(make_url(app.config["DATABASE_URL"]).database)]
+        files += [files[0].with_name(files[0].name + suffix) for suffix in ("-wal", "-shm")]
+        with db.engine.connect() as conn:  # while a connection is open, the -wal and -shm files exist
+            conn.execute(text("SELECT 1"))
+            modes = {f.name: stat.S_IMODE(f.stat().st_mode) for f in files}
+    assert modes == {f.name: 0o600 for f in files}
+    assert stat.S_IMODE(Path(app.instance_path).stat().st_mode) == 0o700
+
+
+def test_a_world_readable_sqlite_file_is_made_owner_only(config, tmp_path):
+    path = tmp_path / "loose.sqlite3"
+    path.touch(mode=0o644)
+    path.chmod(0o644)
+    app = create_app({**config, "DATABASE_URL": f"sqlite:///{path}"})
+    assert app and stat.S_IMODE(path.stat().st_mode) == 0o600
