@@ -24,14 +24,15 @@ demo-key: $(VENV)/.installed
 	@if ! ls keys/*.pub >/dev/null 2>&1; then \
 	  mkdir -p $(DEMO) && umask 077 && \
 	  echo 'demo passphrase, NOT SECRET, NOT FOR REAL USE' > $(DEMO)/passphrase.txt && \
-	  $(PY) scripts/keygen.py --out $(DEMO) --name demo-NOT-FOR-REAL-USE --passphrase-file $(DEMO)/passphrase.txt && \
+	  $(PY) scripts/keygen.py --demo --out $(DEMO) --name demo-NOT-FOR-REAL-USE --passphrase-file $(DEMO)/passphrase.txt && \
 	  cp $(DEMO)/demo-NOT-FOR-REAL-USE.pub keys/ && \
 	  echo '*** DEMO KEY: its private half and passphrase are in $(DEMO)/. Replace it before real use (README). ***'; \
 	fi
 
+# Only here may the app start with the demo key: anywhere else it refuses, and says how to replace it.
 run: $(VENV)/.installed instance/secret_key demo-key
-	$(PY) -m flask --app wsgi init-db
-	$(PY) -m flask --app wsgi run --host 127.0.0.1 --port 5000
+	PAPILLON_ALLOW_DEMO_KEY=true $(PY) -m flask --app wsgi init-db
+	PAPILLON_ALLOW_DEMO_KEY=true $(PY) -m flask --app wsgi run --host 127.0.0.1 --port 5000
 
 chromium:
 	@[ -x $(CHROMIUM) ] || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; }

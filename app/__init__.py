@@ -39,6 +39,7 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
     except (keys.KeyFileError, campaigns.CampaignError) as exc:
         raise StartupError(str(exc)) from exc
     app.extensions["papillon.forms"] = _form_classes(app)
+    _refuse_demo_keys(app)
 
     if app.config["PAPILLON_TRUSTED_PROXIES"]:
         hops = app.config["PAPILLON_TRUSTED_PROXIES"]
@@ -63,6 +64,21 @@ def _secret_key(app: Flask) -> None:
         app.config["SECRET_KEY"] = secret
         return
     raise StartupError(f"SECRET_KEY is not set: set the environment variable, or put a random value in {path}")
+
+
+def _refuse_demo_keys(app: Flask) -> None:
+    """The demo key's private half and passphrase sit on the machine that made it: answers sealed to it are
+    readable by anyone with that machine. Only `make run` may use it."""
+    app.jinja_env.globals["demo_key"] = any(key.demo for key in app.extensions["papillon.keys"])
+    if app.config["PAPILLON_ALLOW_DEMO_KEY"]:
+        return
+    for key in app.extensions["papillon.keys"]:
+        if key.demo:
+            raise StartupError(
+                f"the keys folder holds the demo key {key.name!r}, whose private half and passphrase are on this "
+                "machine. Make your own key with scripts/keygen.py on the offline laptop, put its .pub file in "
+                f"{app.config['PAPILLON_KEYS_DIR']} and remove the demo key's .pub file (README: staff walkthrough)."
+            )
 
 
 def _form_classes(app: Flask) -> dict[tuple[str, str], type[AnswersForm]]:

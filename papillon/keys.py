@@ -31,7 +31,10 @@ FINGERPRINT_BYTES = 16
 OPSLIMIT = nacl.pwhash.argon2id.OPSLIMIT_MODERATE
 MEMLIMIT = nacl.pwhash.argon2id.MEMLIMIT_MODERATE
 
-IGNORED_IN_KEYS_DIR = {"README.md", "README", "README.txt"}
+README_NAMES = {"README.md", "README", "README.txt"}
+# What private key material looks like in a file, whatever the file is called.
+PRIVATE_MARKERS = (b"PRIVATE KEY", PRIVATE_TYPE.encode(), b"sealed_private_key")
+DEMO_LEGACY_NAME = "demo-NOT-FOR-REAL-USE"
 
 
 class KeyFileError(Exception):
@@ -42,6 +45,7 @@ class KeyFileError(Exception):
 class PublicKey:
     name: str
     raw: bytes
+    demo: bool = False
 
     @property
     def key_id(self) -> str:
@@ -86,7 +90,7 @@ def raw_public_bytes(public: X25519PublicKey) -> bytes:
     return public.public_bytes(Encoding.Raw, PublicFormat.Raw)
 
 
-def dumps_public(name: str, public: X25519PublicKey) -> str:
+def dumps_public(name: str, public: X25519PublicKey, *, demo: bool = False) -> str:
     raw = raw_public_bytes(public)
     doc = {
         "type": PUBLIC_TYPE,
@@ -96,6 +100,8 @@ def dumps_public(name: str, public: X25519PublicKey) -> str:
         "key_id": key_id(raw),
         "public_key": _b64(raw),
     }
+    if demo:
+        doc["demo"] = True
     return json.dumps(doc, indent=2) + "\n"
 
 
@@ -125,29 +131,38 @@ def loads_public(text: str, source: str = "public key") -> PublicKey:
     if doc.get("key_id") not in (None, key_id(raw)):
         raise KeyFileError(f"{source}: key_id does not match the key")
     name = doc.get("name") if isinstance(doc.get("name"), str) else Path(source).stem
-    return PublicKey(name=name, raw=raw)
+    # Demo keys made before the "demo" member existed are known by their name.
+    demo = doc.get("demo") is True or name == DEMO_LEGACY_NAME
+    return PublicKey(name=name, raw=raw, demo=demo)
 
 
 def load_public_dir(directory: str | Path) -> list[PublicKey]:
     """Every public key in a folder, refusing the folder if anything else is in it.
 
-    The server calls this at start-up: a private key or a stray file in the keys folder
-    is a mistake that must stop the server rather than be skipped.
+    The server calls this at start-up: a private key or a stray file in the keys folder is a mistake that
+    must stop the server rather than be skipped. Every entry is looked at, hidden ones included, and every
+    file's content is searched for private key material whatever its name.
     """
     folder = Path(directory)
     if not folder.is_dir():
         raise KeyFileError(f"{folder}: the keys folder does not exist")
     keys: list[PublicKey] = []
     for path in sorted(folder.iterdir()):
-        if path.name.startswith(".") or path.name in IGNORED_IN_KEYS_DIR:
-            continue
-        if path.suffix != ".pub" or not path.is_file():
-            looks_private = path.suffix == ".key" or _file_mentions_private(path)
-            kind = "a private key" if looks_private else "not a public key (*.pub)"
-            raise KeyFileError(f"{path}: {kind}; only public keys may be in the keys folder")
+        if not path.is_file() or path.is_symlink():
+            raise KeyFileError(f"{path}: not a plain file; only public keys (*.pub) may be in the keys folder")
         try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise KeyFileError(f"{path}: cannot be read ({exc.strerror})") from exc
+        if any(marker in data for marker in PRIVATE_MARKERS):
+            raise KeyFileError(f"{path}: a private key; it must never be on the server: remove it now")
+        if path.name in README_NAMES:
+            continue
+        if path.suffix != ".pub" or path.name.startswith("."):
+            raise KeyFileError(f"{path}: not a public key (*.pub); only public keys may be in the keys folder")
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
             raise KeyFileError(f"{path}: cannot be read as a public key") from exc
         keys.append(loads_public(text, str(path)))
     if not keys:
@@ -156,14 +171,6 @@ def load_public_dir(directory: str | Path) -> list[PublicKey]:
     if len(set(ids)) != len(ids):
         raise KeyFileError(f"{folder}: the same public key is there twice")
     return keys
-
-
-def _file_mentions_private(path: Path) -> bool:
-    try:
-        head = path.read_bytes()[:4096]
-    except OSError:
-        return False
-    return b"PRIVATE KEY" in head or PRIVATE_TYPE.encode() in head
 
 
 def read_passphrase_file(path: str | Path) -> bytes:

@@ -1,6 +1,6 @@
 """Make an organizer key pair on the offline laptop.
 
-    python scripts/keygen.py --out DIR --name NAME [--passphrase-file FILE]
+    python scripts/keygen.py --out DIR --name NAME [--passphrase-file FILE] [--demo]
 
 Writes DIR/NAME.pub (copy it to the server's keys/ folder) and DIR/NAME.key (the
 private key sealed under your passphrase; it never leaves the laptop).
@@ -53,6 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, type=Path, help="folder to write NAME.pub and NAME.key into")
     parser.add_argument("--name", required=True, help="a short name for the key, e.g. butterfly-2026")
     parser.add_argument("--passphrase-file", type=Path, help="read the passphrase from the first line of this file")
+    parser.add_argument(
+        "--demo", action="store_true", help="mark the key as a demo key, which the server refuses outside 'make run'"
+    )
     args = parser.parse_args(argv)
     try:
         if not NAME.fullmatch(args.name):
@@ -68,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         sealed = keys.dumps_private(args.name, private, passphrase)
         with open(key_path, "x", encoding="utf-8", opener=_private_opener) as fh:
             fh.write(sealed)
-        pub_path.write_text(keys.dumps_public(args.name, private.public_key()), encoding="utf-8")
+        pub_path.write_text(keys.dumps_public(args.name, private.public_key(), demo=args.demo), encoding="utf-8")
     except Refusal as exc:
         print(f"keygen: {exc}", file=sys.stderr)
         return 2

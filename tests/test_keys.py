@@ -176,3 +176,46 @@ def test_load_public_dir_refuses_the_same_key_twice(folder, private):
     (folder / "copy.pub").write_text(keys.dumps_public("copy", private.public_key()))
     with pytest.raises(KeyFileError, match="twice"):
         keys.load_public_dir(folder)
+
+
+def test_load_public_dir_refuses_a_hidden_private_key(folder, private):
+    path = folder / ".backup.key"
+    path.write_text(keys.dumps_private("organizer", private, PASSPHRASE, **FAST))
+    with pytest.raises(KeyFileError, match="private key") as err:
+        keys.load_public_dir(folder)
+    assert str(path) in str(err.value)
+
+
+def test_load_public_dir_refuses_a_private_key_pasted_into_the_readme(folder, private):
+    path = folder / "README.md"
+    path.write_text("Our keys.\n\n" + keys.dumps_private("organizer", private, PASSPHRASE, **FAST))
+    with pytest.raises(KeyFileError, match="private key") as err:
+        keys.load_public_dir(folder)
+    assert str(path) in str(err.value)
+
+
+@pytest.mark.parametrize("name", [".organizer.pub", "organizer.pub~", ".organizer.pub.swp", ".gitkeep"])
+def test_load_public_dir_refuses_hidden_and_leftover_files_by_name(folder, private, name):
+    path = folder / name
+    path.write_text(keys.dumps_public("copy", X25519PrivateKey.generate().public_key()))
+    with pytest.raises(KeyFileError, match="not a public key") as err:
+        keys.load_public_dir(folder)
+    assert str(path) in str(err.value)
+
+
+def test_load_public_dir_refuses_a_subfolder(folder, private):
+    (folder / "old").mkdir()
+    (folder / "old" / "organizer.key").write_text(keys.dumps_private("organizer", private, PASSPHRASE, **FAST))
+    with pytest.raises(KeyFileError, match="not a plain file") as err:
+        keys.load_public_dir(folder)
+    assert str(folder / "old") in str(err.value)
+
+
+def test_a_public_key_file_can_say_it_is_a_demo_key(private):
+    assert keys.loads_public(keys.dumps_public("try-it", private.public_key(), demo=True)).demo is True
+    assert keys.loads_public(keys.dumps_public("butterfly", private.public_key())).demo is False
+
+
+def test_a_demo_key_made_before_the_demo_member_is_known_by_its_name(private):
+    assert keys.loads_public(keys.dumps_public("demo-NOT-FOR-REAL-USE", private.public_key())).demo is True
+    assert keys.loads_public(keys.dumps_public("democracy-now", private.public_key())).demo is False
