@@ -10,11 +10,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
+
+from papillon.campaigns import SLUG
 
 FORMAT = "papillon-bundle"
 VERSION = 1
@@ -124,14 +127,61 @@ def read(path: str | Path) -> Bundle:
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise BundleError(f"{path}: not a Papillon export bundle")
     if header.get("version") != VERSION:
-        raise BundleError(f"{path}: bundle version {header.get('version')!r} is not supported")
-    if header.get("count") != len(rows):
-        raise BundleError(f"{path}: the header counts {header.get('count')} records, found {len(rows)}")
-    if not all(isinstance(r, dict) and set(r) == RECORD_KEYS for r in rows):
-        raise BundleError(f"{path}: a record line is malformed")
+        raise BundleError(f"{path}: bundle version {_short(header.get('version'))} is not supported")
+    _check_header(header, path)
+    if header["count"] != len(rows):
+        raise BundleError(f"{path}: the header counts {header['count']} records, found {len(rows)}")
+    for number, row in enumerate(rows, 2):
+        _check_record(row, f"{path}: line {number}")
     return Bundle(
-        created_on=str(header.get("created_on", "")),
-        key_ids=list(header.get("key_ids", [])),
-        campaigns=dict(header.get("campaigns", {})),
-        records=[Record(**{k: str(r[k]) for k in RECORD_KEYS}) for r in rows],
+        created_on=header["created_on"],
+        key_ids=list(header["key_ids"]),
+        campaigns=dict(header["campaigns"]),
+        records=[Record(**{k: r[k] for k in RECORD_KEYS}) for r in rows],
     )
+
+
+# The bundle's checksum has no key: whoever can write the file can write anything in it. So every member that
+# reaches the laptop's files and spreadsheets is held to its exact shape.
+DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+KEY_ID = re.compile(r"[0-9a-f]{16}")
+RECORD_ID = re.compile(r"[0-9a-f]{32}")
+SEALED_BY = {"server", "browser"}
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _check_header(header: dict, where: str | Path) -> None:
+    if not (isinstance(header.get("created_on"), str) and DATE.fullmatch(header["created_on"])):
+        raise BundleError(f"{where}: header: created_on must be a date (YYYY-MM-DD)")
+    count = header.get("count")
+    if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+        raise BundleError(f"{where}: header: count must be a whole number")
+    key_ids = header.get("key_ids")
+    if not (isinstance(key_ids, list) and all(isinstance(k, str) and KEY_ID.fullmatch(k) for k in key_ids)):
+        raise BundleError(f"{where}: header: key_ids must be a list of key ids (16 hex digits)")
+    definitions = header.get("campaigns")
+    if not (isinstance(definitions, dict) and all(isinstance(v, dict) for v in definitions.values())):
+        raise BundleError(f"{where}: header: campaigns must map each campaign to its definition")
+    if not all(isinstance(k, str) and SLUG.fullmatch(k) for k in definitions):
+        raise BundleError(f"{where}: header: a campaign name is not a campaign slug")
+
+
+def _check_record(row: object, where: str) -> None:
+    if not (isinstance(row, dict) and set(row) == RECORD_KEYS):
+        raise BundleError(f"{where}: a record line is malformed")
+    if not all(isinstance(row[k], str) for k in RECORD_KEYS):
+        raise BundleError(f"{where}: every member of a record must be text")
+    checks = [
+        ("id", RECORD_ID.fullmatch(row["id"])),
+        ("campaign", SLUG.fullmatch(row["campaign"])),
+        ("form", SLUG.fullmatch(row["form"])),
+        ("received_on", DATE.fullmatch(row["received_on"])),
+        ("sealed_by", row["sealed_by"] in SEALED_BY),
+    ]
+    for member, ok in checks:
+        if not ok:
+            raise BundleError(f"{where}: {member} is not what Papillon writes there ({_short(row[member])})")

@@ -12,6 +12,7 @@ import argparse
 import csv
 import getpass
 import os
+import re
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
@@ -21,7 +22,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from papillon import bundle, campaigns, envelope, keys
 
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# What a spreadsheet may run as a formula when a cell starts with it (OWASP's CSV injection list, with the
+# full-width forms that some spreadsheets read the same way).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 TRAILING_COLUMNS = ["Date received", "Sealed by", "Record id", "Check"]
 
 
@@ -37,7 +41,9 @@ class Sheet:
 
 
 def cell(value: object) -> str:
-    """Spreadsheet-safe text: lists joined, booleans as yes/no, formulas defused."""
+    """Spreadsheet-safe text: lists joined, booleans as yes/no, control characters replaced, formulas defused.
+
+    Every cell goes through here, headers included: a rewritten bundle can put anything in any of them."""
     if isinstance(value, bool):
         text = "yes" if value else "no"
     elif isinstance(value, list):
@@ -46,7 +52,13 @@ def cell(value: object) -> str:
         text = ""
     else:
         text = str(value)
-    return "'" + text if text.startswith(FORMULA_START) else text
+    text = CONTROL.sub("\ufffd", text)
+    return "'" + text if text.lstrip(" \n").startswith(FORMULA_START) else text
+
+
+def plain(text: object) -> str:
+    """Bundle-controlled text for the terminal and summary.txt: no control characters, so no escape sequences."""
+    return CONTROL.sub("\ufffd", str(text).replace("\n", " "))
 
 
 def read_passphrase(path: Path | None) -> bytes:
@@ -103,7 +115,7 @@ def open_all(
             for form in campaigns.from_dict(raw, f"bundle campaign {slug}").forms.values():
                 forms[slug, form.slug] = form
         except campaigns.CampaignError as exc:
-            print(f"Warning: {exc}; its answers are written without labels or checks.", file=sys.stderr)
+            print(f"Warning: {plain(exc)}; its answers are written without labels or checks.", file=sys.stderr)
     sheets: dict[tuple[str, str], Sheet] = {}
     tally: Counter = Counter()
     failures: list[str] = []
@@ -114,7 +126,7 @@ def open_all(
             sealed = envelope.parse(record.envelope)
             doc = envelope.open_envelope(sealed, private.key, envelope.info(*place))
         except envelope.EnvelopeError as exc:
-            failures.append(f"{record.id} ({record.campaign}/{record.form}): {exc}")
+            failures.append(plain(f"{record.id} ({record.campaign}/{record.form}): {exc}"))
             tally["failed"] += 1
             continue
         answers = doc["answers"]
@@ -131,7 +143,7 @@ def open_all(
         # An answer with no column of its own is kept in the Check column rather than lost.
         notes += [f"{name} (no column): {cell(answers[name])}" for name in answers if name not in sheet.columns]
         row = [cell(answers.get(name)) for name in sheet.columns]
-        row += [record.received_on, record.sealed_by, record.id, cell("; ".join(notes))]
+        row += [cell(record.received_on), cell(record.sealed_by), cell(record.id), cell("; ".join(notes))]
         sheet.rows.append(row)
         tally["opened"] += 1
         tally[record.sealed_by] += 1
@@ -141,6 +153,21 @@ def open_all(
     if records:
         print(file=sys.stderr)
     return sheets, tally, failures
+
+
+def nothing_opened(records: list[bundle.Record], private: keys.PrivateKey) -> str:
+    """Why a key opened none of the records, in one line: the keys they were sealed to, as far as they say."""
+    sealed_to: set[str] = set()
+    for record in records:
+        try:
+            sealed_to.update(envelope.parse(record.envelope).sealed)
+        except envelope.EnvelopeError:
+            continue
+    to = ", ".join(sorted(sealed_to)) or "no readable key id"
+    return (
+        f"the key {plain(private.name)} ({private.fingerprint}) opens none of the {len(records)} record(s), "
+        f"which are sealed to {to}; use the key those records were sealed to. Nothing was written."
+    )
 
 
 def owner_only(path: str, flags: int) -> int:
@@ -160,12 +187,12 @@ def write_outputs(
     for place, sheet in sorted(sheets.items()):
         with open(targets[place], "x", encoding="utf-8-sig", newline="", opener=owner_only) as fh:
             writer = csv.writer(fh)
-            writer.writerow([*sheet.labels, *TRAILING_COLUMNS])
+            writer.writerow([cell(label) for label in [*sheet.labels, *TRAILING_COLUMNS]])
             writer.writerows(sheet.rows)
         written.append(targets[place])
     lines = [
         "Papillon export opened",
-        f"Key used: {private.name} ({private.fingerprint})",
+        f"Key used: {plain(private.name)} ({private.fingerprint})",
         f"Records opened: {tally['opened']}",
         f"  sealed in the browser: {tally['browser']}, sealed on arrival at the server: {tally['server']}",
         f"Records that could not be opened: {tally['failed']}",
@@ -195,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
         records, definitions, bundle_key_ids = read_bundles(args.bundles)
         private = load_private(args.key, args.passphrase_file)
         sheets, tally, failures = open_all(records, definitions, private)
+        if records and not tally["opened"]:
+            raise Refusal(nothing_opened(records, private))
         written = write_outputs(args.out, sheets, tally, failures, private, bundle_key_ids)
     except Refusal as exc:
         print(f"decrypt: {exc}", file=sys.stderr)

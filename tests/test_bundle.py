@@ -192,3 +192,66 @@ def test_a_failed_write_leaves_an_existing_file_untouched(tmp_path, monkeypatch)
         bundle.write(path, records(), created_on="2026-03-04", key_ids=[], campaigns={})
     assert path.read_bytes() == b"previous bundle"
     assert [p.name for p in tmp_path.iterdir()] == ["export.papillon"]
+
+
+# --- a bundle rewritten by a hostile server: the checksum is valid, the contents are not ----------------------
+
+
+def hostile(tmp_path, header: dict | None = None, row: dict | None = None):
+    """A bundle with a valid checksum whose header or first record was changed after the fact."""
+    lines = [
+        {
+            "format": "papillon-bundle",
+            "version": 1,
+            "created_on": "2026-03-04",
+            "count": 1,
+            "key_ids": ["ab" * 8],
+            "campaigns": CAMPAIGNS,
+            **(header or {}),
+        },
+        {**records(1)[0].to_dict(), **(row or {})},
+    ]
+    body = b"".join(json.dumps(line).encode() + b"\n" for line in lines)
+    path = tmp_path / "hostile.bundle"
+    path.write_bytes(body + json.dumps({"sha256": hashlib.sha256(body).hexdigest()}).encode() + b"\n")
+    return path
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        {"created_on": {"a": 1}},
+        {"created_on": "=NOW()"},
+        {"count": "1"},
+        {"count": True},
+        {"key_ids": 5},
+        {"key_ids": ["=cmd|' /C calc'!A0"]},
+        {"campaigns": []},
+        {"campaigns": {"declaration": "not a table"}},
+        {"campaigns": {"../x": {}}},
+    ],
+)
+def test_a_header_of_the_wrong_shape_is_refused_in_one_line(tmp_path, header: dict) -> None:
+    with pytest.raises(BundleError, match="header") as err:
+        bundle.read(hostile(tmp_path, header=header))
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        {"id": '=HYPERLINK("http://evil.example","open")'},
+        {"id": "1" * 31},
+        {"campaign": "../../outside"},
+        {"form": "sign/../../x"},
+        {"campaign": "Declaration"},
+        {"received_on": "+1+cmd"},
+        {"received_on": 20260304},
+        {"sealed_by": "@SUM(1)"},
+        {"envelope": {"version": 1}},
+    ],
+)
+def test_a_record_of_the_wrong_shape_is_refused_naming_its_line(tmp_path, row: dict) -> None:
+    with pytest.raises(BundleError, match="line 2") as err:
+        bundle.read(hostile(tmp_path, row=row))
+    assert "\n" not in str(err.value)

