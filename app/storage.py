@@ -161,13 +161,13 @@ class Storage:
             query = select(Submission).where(Submission.exported.is_(True))
             return list(session.scalars(query.order_by(Submission.campaign, Submission.form, Submission.id)))
 
-    def purge(self) -> int:
+    def purge(self, erase_attempts: int = 20) -> int:
         """Delete only rows already written to a bundle, then rewrite the database's files so that the deleted
         rows, and the order the others arrived in, are gone from them too (see SECURITY.md for the limits)."""
         with self.session() as session:
             deleted = session.execute(delete(Submission).where(Submission.exported.is_(True))).rowcount
         if self.engine.dialect.name == "sqlite":
-            self._erase_sqlite()
+            self._erase_sqlite(erase_attempts)
         elif self.engine.dialect.name == "postgresql":
             self._rewrite_postgresql()
         return deleted
@@ -178,14 +178,19 @@ class Storage:
         A reader that stays in the middle of a transaction (a request being served) holds old frames in the
         WAL: retry for a few seconds, then say so rather than claim the rows are gone."""
         with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            for attempt in range(attempts):
-                busy = conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)")).one()[0]
-                if not busy:
-                    conn.execute(text("VACUUM"))
+            waited = conn.execute(text("PRAGMA busy_timeout")).scalar()
+            conn.execute(text("PRAGMA busy_timeout = 250"))
+            try:
+                for attempt in range(attempts):
                     busy = conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)")).one()[0]
                     if not busy:
-                        return
-                time.sleep(0.1 * (attempt + 1))
+                        conn.execute(text("VACUUM"))
+                        busy = conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)")).one()[0]
+                        if not busy:
+                            return
+                    time.sleep(0.1 * (attempt + 1))
+            finally:
+                conn.execute(text(f"PRAGMA busy_timeout = {int(waited)}"))
         raise PurgeIncomplete(
             "the exported records were deleted, but another connection kept the database busy, so copies may "
             "remain in its files; run purge again (stop the server first if it keeps happening)"

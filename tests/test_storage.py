@@ -24,7 +24,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from app import create_app
-from app.storage import Base, Submission, db
+from app.storage import Base, PurgeIncomplete, Submission, db
 
 POSTGRES_URL = os.environ.get("PAPILLON_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 THREADS = 8
@@ -408,3 +408,21 @@ def test_a_world_readable_sqlite_file_is_made_owner_only(config, tmp_path):
     path.chmod(0o644)
     app = create_app({**config, "DATABASE_URL": f"sqlite:///{path}"})
     assert app and stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_purge_says_so_when_a_reader_keeps_the_sqlite_wal_busy(sqlite_app):
+    with sqlite_app.app_context():
+        store(1)
+        db.mark_exported([sid(1)])
+        store(2)
+        reader = sqlite3.connect(make_url(sqlite_app.config["DATABASE_URL"]).database, isolation_level=None)
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM submissions").fetchone()  # a snapshot held open
+        try:
+            with pytest.raises(PurgeIncomplete, match="run purge again"):
+                db.purge(erase_attempts=2)
+        finally:
+            reader.execute("ROLLBACK")
+            reader.close()
+        assert db.purge() == 0  # once the reader is gone, the erase goes through
+        assert [r.id for r in db.unexported()] == [sid(2)]
