@@ -151,27 +151,27 @@ def pow_challenge(campaign: str, form: str, submission_id: str, day: dt.date) ->
 
 
 def stamp_state() -> str:
-    """For a post from a shared address: ``"valid"``, ``"invalid"`` or ``"missing"`` proof of work.
-
-    Checked once per request (at most two PBKDF2 calls), against today's and yesterday's challenge so that a
-    page opened before midnight UTC still sends."""
+    """For a post from a shared address: ``"valid"``, ``"invalid"`` or ``"missing"`` proof of work, checked once
+    per request."""
     if "papillon_stamp" not in g:
         request.get_data(cache=True)  # keep the raw body for check_form_body before the form is parsed
         nonce = request.form.get("pow", "")
-        state = "missing"
-        if nonce:
-            campaign, form = (request.view_args or {}).get("campaign_slug"), (request.view_args or {}).get("form_slug")
-            submission_id = request.form.get("submission_id", "")
-            bits, iterations = current_app.config["PAPILLON_POW_BITS"], current_app.config["PAPILLON_POW_ITERATIONS"]
-            today = dt.datetime.now(dt.UTC).date()
-            state = "invalid"
-            if pow.well_formed(nonce):
-                for day in (today, today - dt.timedelta(days=1)):
-                    if pow.verify(pow_challenge(campaign, form, submission_id, day), nonce, bits, iterations):
-                        state = "valid"
-                        break
-        g.papillon_stamp = state
+        g.papillon_stamp = "missing" if not nonce else "valid" if _stamp_verifies(nonce) else "invalid"
     return g.papillon_stamp
+
+
+def _stamp_verifies(nonce: str) -> bool:
+    """At most two PBKDF2 calls: today's challenge and yesterday's, so that a page opened before midnight UTC
+    still sends."""
+    if not pow.well_formed(nonce):
+        return False
+    view_args = request.view_args or {}
+    place = (view_args.get("campaign_slug", ""), view_args.get("form_slug", ""), request.form.get("submission_id", ""))
+    bits, iterations = current_app.config["PAPILLON_POW_BITS"], current_app.config["PAPILLON_POW_ITERATIONS"]
+    today = dt.datetime.now(dt.UTC).date()
+    return any(
+        pow.verify(pow_challenge(*place, day), nonce, bits, iterations) for day in (today, today - dt.timedelta(days=1))
+    )
 
 
 def submit_key() -> str:
