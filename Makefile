@@ -52,6 +52,7 @@ format: $(VENV)/.installed
 
 bench: $(VENV)/.installed chromium
 	$(PY) -m benchmarks.seal
+	$(PY) -m benchmarks.pow
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

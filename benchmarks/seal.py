@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from flask import Flask
 from playwright.sync_api import sync_playwright
 
 from app import create_app
@@ -35,6 +36,23 @@ from tests.browser_support import (
 )
 
 TARGET_MS = 5.0
+
+
+def bench_app(folder: Path, private: X25519PrivateKey) -> Flask:
+    """The app with a throw-away key and database in ``folder``."""
+    (folder / "keys").mkdir()
+    (folder / "keys" / "bench.pub").write_text(keys.dumps_public("bench", private.public_key()))
+    app = create_app(
+        {
+            "SECRET_KEY": secrets.token_hex(32),
+            "DATABASE_URL": f"sqlite:///{folder / 'bench.sqlite3'}",
+            "PAPILLON_KEYS_DIR": str(folder / "keys"),
+            "RATELIMIT_ENABLED": False,
+        }
+    )
+    with app.app_context():
+        db.create_schema()
+    return app
 
 
 def server_seal_times(app, answers: dict, runs: int, warmup: int) -> list[float]:
@@ -59,20 +77,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="papillon-bench-") as tmp:
-        folder = Path(tmp)
-        (folder / "keys").mkdir()
         private = X25519PrivateKey.generate()
-        (folder / "keys" / "bench.pub").write_text(keys.dumps_public("bench", private.public_key()))
-        app = create_app(
-            {
-                "SECRET_KEY": secrets.token_hex(32),
-                "DATABASE_URL": f"sqlite:///{folder / 'bench.sqlite3'}",
-                "PAPILLON_KEYS_DIR": str(folder / "keys"),
-                "RATELIMIT_ENABLED": False,
-            }
-        )
-        with app.app_context():
-            db.create_schema()
+        app = bench_app(Path(tmp), private)
 
         campaign, form = TYPICAL_FORM
         with serve(app) as server, sync_playwright() as playwright:
