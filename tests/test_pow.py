@@ -89,10 +89,14 @@ def visitor(app: Flask, address: str) -> FlaskClient:
     return client
 
 
+def seal_config(html: str) -> dict:
+    """What the form page hands its sealing script."""
+    return json.loads(SEAL_DATA.search(html).group(1).replace("&#34;", '"').replace("&quot;", '"'))
+
+
 def page(client: FlaskClient, path: str = "/declaration/sign") -> tuple[dict[str, str], dict]:
     html = client.get(path).get_data(as_text=True)
-    seal = json.loads(SEAL_DATA.search(html).group(1).replace("&#34;", '"').replace("&quot;", '"'))
-    return form_tokens(html), seal
+    return form_tokens(html), seal_config(html)
 
 
 def stamped(app: Flask, client: FlaskClient) -> dict[str, str]:
@@ -188,3 +192,12 @@ def test_an_ordinary_address_keeps_its_own_limit_whatever_it_sends(config: dict[
     assert statuses == [303, 303, 429]
     onion = visitor(app, ONION)
     assert onion.post("/declaration/sign", data={**page(onion)[0], **SIGNATURE}).status_code == 303
+
+
+def test_an_onion_visitor_that_nginx_reports_as_unix_is_a_shared_visitor(config: dict[str, object]) -> None:
+    """docs/deployment.md's onion service: tor reaches nginx on a Unix socket, nginx passes on `unix:`."""
+    app = make_app(config, PAPILLON_SHARED_ADDRESSES="unix:", PAPILLON_TRUSTED_PROXIES=1, **CHEAP)
+    client = app.test_client()
+    for forwarded, asked in [("unix:", True), ("203.0.113.9", False)]:
+        html = client.get("/declaration/sign", headers={"X-Forwarded-For": forwarded}).get_data(as_text=True)
+        assert ("pow" in seal_config(html)) is asked
