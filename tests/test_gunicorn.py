@@ -11,6 +11,7 @@ import re
 import runpy
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -455,3 +456,30 @@ def test_workers_are_recycled_and_dump_no_core(tmp_path: Path, organizer_key: X2
             assert time.monotonic() < deadline, "the worker was not replaced"
             time.sleep(0.1)
         assert request(server, "GET", "/healthz")[0] == 200
+
+
+def test_a_chunked_body_over_the_cap_is_refused_by_the_real_server(tmp_path: Path, organizer_key) -> None:
+    """Chunked: no Content-Length to refuse up front. Valid answers first, then more than the cap allows."""
+    with running_gunicorn(tmp_path, organizer_key) as server:
+        _, headers, html = request(server, "GET", "/declaration/sign")
+        cookie = headers["set-cookie"].split(";", 1)[0]
+        answers = urlencode({**form_tokens(html), "signing_as": "An individual", "name": "Ada Lovelace"}).encode()
+        body = answers + b"&" + b"z" * 300_000
+
+        def chunks() -> Iterator[bytes]:
+            for start in range(0, len(body), 16_384):
+                yield body[start : start + 16_384]
+
+        conn = server.connection()
+        conn.request(
+            "POST",
+            "/declaration/sign",
+            body=chunks(),
+            headers={"Content-Type": "application/x-www-form-urlencoded", "Cookie": cookie},
+            encode_chunked=True,
+        )
+        status = conn.getresponse().status
+        conn.close()
+        assert status == 413
+        stored = sqlite3.connect(server.data / "papillon.sqlite3").execute("SELECT count(*) FROM submissions")
+        assert stored.fetchone() == (0,)
