@@ -6,7 +6,7 @@ DEMO := instance/demo-key
 CHROMIUM ?= /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint format chromium bench clean
+.PHONY: run test lint format chromium bench clean messages translations
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,15 +29,29 @@ demo-key: $(VENV)/.installed
 	  echo '*** DEMO KEY: its private half and passphrase are in $(DEMO)/. Replace it before real use (README). ***'; \
 	fi
 
+# The interface's words: `make messages` gathers them from the code into messages.pot and adds the new ones,
+# empty, to every language's .po (a translator fills them in); `make translations` compiles the .po files.
+# Drafts carry `#, fuzzy` in their header until a fluent speaker has checked them (docs/campaigns.md).
+BABEL := $(VENV)/bin/pybabel
+CATALOGS := app/translations
+
+messages: $(VENV)/.installed
+	$(BABEL) extract -F babel.cfg -k _l -k lazy_gettext -k N_ --no-wrap --sort-by-file --project Papillon \
+	  --copyright-holder Papillon --msgid-bugs-address "" -o $(CATALOGS)/messages.pot .
+	$(BABEL) update -i $(CATALOGS)/messages.pot -d $(CATALOGS) --no-wrap --no-fuzzy-matching --ignore-obsolete
+
+translations: $(VENV)/.installed
+	$(BABEL) compile -d $(CATALOGS) --use-fuzzy --statistics
+
 # Only here may the app start with the demo key: anywhere else it refuses, and says how to replace it.
-run: $(VENV)/.installed instance/secret_key demo-key
+run: $(VENV)/.installed translations instance/secret_key demo-key
 	PAPILLON_ALLOW_DEMO_KEY=true $(PY) -m flask --app wsgi init-db
 	PAPILLON_ALLOW_DEMO_KEY=true $(PY) -m flask --app wsgi run --host 127.0.0.1 --port 5000
 
 chromium:
 	@[ -x $(CHROMIUM) ] || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 
-test: $(VENV)/.installed chromium
+test: $(VENV)/.installed translations chromium
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest

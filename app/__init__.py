@@ -8,14 +8,14 @@ from pathlib import Path
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from app import cli, padding, security, views
+from app import cli, i18n, padding, security, views
 from app.config import load_config
 from app.forms import AnswersForm, form_class
 from app.storage import db
-from papillon import campaigns, keys
+from papillon import campaigns, keys, languages
 
 RESERVED_FIELD_NAMES = {"csrf_token", "submission_id", "envelope", "pow"}
-RESERVED_CAMPAIGN_SLUGS = {"static", "healthz"}
+RESERVED_CAMPAIGN_SLUGS = {"static", "healthz", "favicon.ico"} | {tag.lower() for tag in languages.NAMES}
 
 
 class StartupError(RuntimeError):
@@ -48,8 +48,10 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
     db.init_app(app)
     security.init_app(app)
     padding.init_app(app)
-    app.jinja_env.add_extension("jinja2.ext.i18n")
-    app.jinja_env.install_null_translations(newstyle=True)
+    try:
+        i18n.init_app(app)
+    except i18n.CatalogError as exc:
+        raise StartupError(str(exc)) from exc
     app.register_blueprint(views.bp)
     cli.init_app(app)
     return app
@@ -81,7 +83,8 @@ def _refuse_demo_keys(app: Flask) -> None:
             )
 
 
-def _form_classes(app: Flask) -> dict[tuple[str, str], type[AnswersForm]]:
+def _form_classes(app: Flask) -> dict[tuple[str, str, str], type[AnswersForm]]:
+    """One form class per campaign, form and language: the labels differ, the names and rules do not."""
     honeypot = app.config["PAPILLON_HONEYPOT_FIELD"]
     classes = {}
     for campaign in app.extensions["papillon.campaigns"].values():
@@ -93,5 +96,7 @@ def _form_classes(app: Flask) -> dict[tuple[str, str], type[AnswersForm]]:
                 raise StartupError(
                     f"campaign {campaign.slug}, form {form.slug}: field name {clash.pop()!r} is reserved"
                 )
-            classes[campaign.slug, form.slug] = form_class(form, honeypot)
+            for language in languages.NAMES:
+                shown = campaign.localized(language).forms[form.slug]
+                classes[campaign.slug, form.slug, language] = form_class(shown, honeypot)
     return classes

@@ -9,8 +9,10 @@ from __future__ import annotations
 import re
 import secrets
 
+from flask_babel import gettext, lazy_gettext
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, Field, HiddenField, RadioField, SelectMultipleField, StringField, TextAreaField
+from wtforms.fields.choices import SelectChoice
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from papillon import campaigns as c
@@ -41,7 +43,7 @@ def _wtf_field(field: c.Field) -> Field:
             kw["pattern"] = field.pattern
         kw["autocomplete"] = AUTOCOMPLETE.get(field.type, "off")
     args = {"label": field.label, "description": field.help, "render_kw": kw}
-    choices = list(field.choices)  # plain strings: WTForms 3.4 drops (value, label) tuples
+    choices = [SelectChoice(c.id, c.label) for c in field.choices]
     if field.type == c.LONG_TEXT:
         return TextAreaField(**args)
     if field.type == c.SINGLE_CHOICE:
@@ -84,9 +86,10 @@ class AnswersForm(FlaskForm):
 
     def validate_answers(self, answers: dict[str, c.Answer]) -> bool:
         """Check answers (from ``answers()``) by the definition's rules; messages go beside the fields."""
-        problems = self.definition.check(answers)
-        for name, message in problems.items():
+        problems = self.definition.problems(answers)
+        for name, problem in problems.items():
             if name in self:
+                message = str(problem) if problem.own else gettext(problem.message, **problem.values)
                 self[name].errors = [*self[name].errors, message]
         return not problems
 
@@ -108,7 +111,9 @@ class AnswersForm(FlaskForm):
 def form_class(definition: c.Form, honeypot_name: str) -> type[AnswersForm]:
     """A FlaskForm subclass for one form definition (built once per definition at start-up)."""
     attrs: dict[str, object] = {f.name: _wtf_field(f) for f in definition.fields}
-    attrs[honeypot_name] = StringField("Leave this empty", render_kw={"autocomplete": "off", "tabindex": "-1"})
+    attrs[honeypot_name] = StringField(
+        lazy_gettext("Leave this empty"), render_kw={"autocomplete": "off", "tabindex": "-1"}
+    )
     attrs["definition"] = definition
     attrs["honeypot_name"] = honeypot_name
     return type(f"{definition.slug.title()}Form", (AnswersForm,), attrs)

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
+import hashlib
 import json
+from collections.abc import Callable
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from flask import Blueprint, Response, abort, current_app, jsonify, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from werkzeug.exceptions import BadRequest, HTTPException, SecurityError
 from werkzeug.routing import RequestRedirect
 
-from app import security
+from app import i18n, security
 from app.forms import AnswersForm, new_submission_id
 from app.security import check_form_body, limiter
 from app.storage import db
@@ -22,24 +28,75 @@ from papillon.keys import PublicKey
 bp = Blueprint("public", __name__)
 
 STATUS_MESSAGES = {
-    400: "Something in this request was not right, so nothing was stored.",
-    404: "There is no page at this address.",
-    405: "This page cannot be used that way.",
-    413: "What you sent is larger than this site accepts, so nothing was stored. Please shorten your answers.",
-    429: "Too many tries from your connection just now. Please wait a few minutes, then try again.",
-    500: "Something went wrong on our side. Nothing you typed was kept. Please try again later.",
+    400: _l("Something in this request was not right, so nothing was stored."),
+    404: _l("There is no page at this address."),
+    405: _l("This page cannot be used that way."),
+    413: _l("What you sent is larger than this site accepts, so nothing was stored. Please shorten your answers."),
+    429: _l("Too many tries from your connection just now. Please wait a few minutes, then try again."),
+    500: _l("Something went wrong on our side. Nothing you typed was kept. Please try again later."),
+    503: _l("This site is busy or down for a moment, so nothing was stored. Please try again in a few minutes."),
 }
 
 
-SHARED_429 = (
+SHARED_429 = _l(
     "Many people reach this site through the same address (as with Tor), and too many answers came that way "
     "just now. Please try again in a minute, or turn JavaScript on (in Tor Browser: the Standard security level) "
     "so that this page can send your answers after a short check instead."
 )
 
+# What seal.js says while it works, in the page's language; it receives them as data, never as script.
+SEAL_MESSAGES = {
+    "ready": _l("Your answers are sealed in this browser before they leave it; only the organizers can open them."),
+    "sealing": _l("Sealing and sending your answers…"),
+    "cannot_seal": _l(
+        "Your answers could not be sealed in this browser, so nothing was sent. Please reload the page and try again."
+    ),
+    "checking": _l("Finishing a short check that protects this form from spam…"),
+    "check_failed": _l(
+        "This browser could not finish the anti-spam check, so nothing was sent. Please reload the page and try again."
+    ),
+    "network": _l(
+        "Your answers could not be sent: the connection failed. Nothing you typed was lost on this page. "
+        "Please try again; they will be stored only once."
+    ),
+    "not_stored": _l("Your answers were not stored. Nothing you typed was lost on this page. Please try again."),
+    "unsupported": _l(
+        "This browser cannot seal your answers itself: they travel to our server protected by HTTPS, and the server "
+        "reads them for a moment to seal them before anything is stored."
+    ),
+}
+
+
+def route(rule: str, **options: object) -> Callable:
+    """A page at ``rule`` in the reader's language, and at ``/<lang>`` + ``rule`` in a named one."""
+
+    def register(view: Callable) -> Callable:
+        bp.add_url_rule(f"/<lang:lang>{rule}", view_func=view, **options)
+        bp.add_url_rule(rule, view_func=view, **options)
+        return view
+
+    return register
+
+
+@bp.url_value_preprocessor
+def take_language(endpoint: str | None, values: dict | None) -> None:
+    if values:
+        values.pop("lang", None)
+
+
+@bp.url_defaults
+def keep_language(endpoint: str, values: dict) -> None:
+    """Links from a page whose address names its language keep naming it."""
+    if "lang" not in values and (tag := i18n.language_in_path()) and endpoint != "public.healthz":
+        values["lang"] = tag
+
 
 def campaigns() -> dict[str, Campaign]:
     return current_app.extensions["papillon.campaigns"]
+
+
+def localized(campaign: Campaign) -> Campaign:
+    return campaign.localized(i18n.page_language())
 
 
 def public_keys() -> list[PublicKey]:
@@ -50,6 +107,7 @@ def _lookup(campaign_slug: str, form_slug: str | None = None) -> tuple[Campaign,
     campaign = campaigns().get(campaign_slug)
     if campaign is None:
         abort(404)
+    campaign = localized(campaign)
     if form_slug is None:
         return campaign, None
     form = campaign.forms.get(form_slug)
@@ -65,7 +123,7 @@ def wants_json() -> bool:
 
 def error_response(status: int, message: str | None = None) -> tuple[Response | str, int]:
     """A kind page (or JSON for the sealing script) that repeats nothing the person sent."""
-    message = message or STATUS_MESSAGES.get(status, STATUS_MESSAGES[400])
+    message = str(message or STATUS_MESSAGES.get(status, STATUS_MESSAGES[400]))
     if wants_json():
         return jsonify(error=message), status
     return render_template("error.html", status=status, message=message), status
@@ -79,7 +137,7 @@ class Refused(BadRequest):
 def http_error(exc: HTTPException) -> tuple[Response | str, int]:
     if isinstance(exc, SecurityError):
         # A Host outside TRUSTED_HOSTS: no address can be built for it, so no page either.
-        return Response(STATUS_MESSAGES[400] + "\n", mimetype="text/plain"), 400
+        return Response(f"{STATUS_MESSAGES[400]}\n", mimetype="text/plain"), 400
     if exc.code == 429 and security.is_shared():
         return error_response(429, SHARED_429)
     return error_response(exc.code or 500, exc.description if isinstance(exc, Refused) else None)
@@ -100,9 +158,9 @@ def relative_redirect() -> Response | None:
     return None
 
 
-@bp.get("/")
+@route("/", methods=["GET"])
 def index() -> str:
-    return render_template("index.html", campaigns=campaigns().values())
+    return render_template("index.html", campaigns=[localized(c) for c in campaigns().values()])
 
 
 @bp.get("/healthz")
@@ -118,7 +176,7 @@ def favicon() -> Response:
     return Response(status=204)
 
 
-@bp.get("/<campaign_slug>/")
+@route("/<campaign_slug>/", methods=["GET"])
 def campaign(campaign_slug: str) -> str:
     campaign, _ = _lookup(campaign_slug)
     return render_template("campaign.html", campaign=campaign)
@@ -128,8 +186,10 @@ def _render_form(campaign: Campaign, form: Form, wtf: AnswersForm, status: int =
     keys = public_keys()
     seal = {
         "info": envelope.info(campaign.slug, form.slug).decode(),
+        "version": envelope.VERSION,
         "form_version": form.version,
-        "locale": campaign.language,
+        "locale": i18n.page_language(),
+        "messages": {name: str(text) for name, text in SEAL_MESSAGES.items()},
         "keys": [{"key_id": k.key_id, "public_key": k.to_b64()} for k in keys],
         "pad_block": envelope.PAD_BLOCK,
         "fields": [{"name": f.name, "type": f.type} for f in form.fields],
@@ -156,21 +216,21 @@ def _render_form(campaign: Campaign, form: Form, wtf: AnswersForm, status: int =
     )
 
 
-@bp.route("/<campaign_slug>/<form_slug>", methods=["GET", "POST"])
+@route("/<campaign_slug>/<form_slug>", methods=["GET", "POST"])
 @limiter.limit(security.submit_limit, key_func=security.submit_key, methods=["POST"])
 def form(campaign_slug: str, form_slug: str):
     campaign, form = _lookup(campaign_slug, form_slug)
     if request.method == "POST":
         check_form_body(form, current_app.config["PAPILLON_HONEYPOT_FIELD"])
-    wtf: AnswersForm = current_app.extensions["papillon.forms"][campaign.slug, form.slug]()
+    wtf: AnswersForm = current_app.extensions["papillon.forms"][campaign.slug, form.slug, campaign.language]()
     if request.method != "POST":
         wtf.submission_id.data = new_submission_id()
         return _render_form(campaign, form, wtf)
 
     if not wtf.submission_id_ok():
-        refuse("This form is missing its submission number. Please reload the page and send it again.")
+        refuse(_("This form is missing its submission number. Please reload the page and send it again."))
     if security.is_shared() and security.stamp_state() == "invalid":
-        refuse("The anti-spam check of this page did not pass. Please reload the page and send your answers again.")
+        refuse(_("The anti-spam check of this page did not pass. Please reload the page and send your answers again."))
     fresh = wtf.validate()
     thanks_url = url_for(".thanks", campaign_slug=campaign.slug, form_slug=form.slug)
     # The sealing script asks for JSON so that it can go to the thank-you page without loading it twice.
@@ -180,21 +240,21 @@ def form(campaign_slug: str, form_slug: str):
 
     if wtf.envelope.data:
         if not fresh:
-            refuse("This page has expired. Please reload it and send your answers again.")
+            refuse(_("This page has expired. Please reload it and send your answers again."))
         try:
-            sealed = envelope.parse(wtf.envelope.data, [k.key_id for k in public_keys()])
+            sealed = envelope.parse(wtf.envelope.data, [k.key_id for k in public_keys()], versions=[envelope.VERSION])
         except envelope.EnvelopeError as exc:
-            refuse(f"The sealed answers were refused: {exc}. Nothing was stored.")
+            refuse(_("The sealed answers were refused: %(reason)s. Nothing was stored.", reason=str(exc)))
         sealed_by = "browser"
     else:
         answers = wtf.answers()
         valid = wtf.validate_answers(answers)
         if not fresh:
-            wtf.form_errors.append("This page had expired. Please check your answers and send them again.")
+            wtf.form_errors.append(_("This page had expired. Please check your answers and send them again."))
         if not (fresh and valid):
             return _render_form(campaign, form, wtf, 400)
-        data = envelope.plaintext(answers, form.version, campaign.language)
-        sealed = envelope.seal(data, public_keys(), envelope.info(campaign.slug, form.slug))
+        data = envelope.plaintext(answers, form.version, i18n.page_language())
+        sealed = envelope.seal(data, public_keys(), campaign.slug, form.slug)
         sealed_by = "server"
 
     db.store(
@@ -207,7 +267,20 @@ def form(campaign_slug: str, form_slug: str):
     return thanks
 
 
-@bp.get("/<campaign_slug>/<form_slug>/thanks")
+@route("/<campaign_slug>/<form_slug>/thanks", methods=["GET"])
 def thanks(campaign_slug: str, form_slug: str) -> str:
     campaign, form = _lookup(campaign_slug, form_slug)
     return render_template("thanks.html", campaign=campaign, form=form)
+
+
+@bp.app_url_defaults
+def static_version(endpoint: str, values: dict) -> None:
+    """A static file's address names its content, so a page never runs with an older cached ``seal.js``."""
+    if endpoint == "static" and "filename" in values:
+        values.setdefault("v", _static_digest(current_app.static_folder, values["filename"]))
+
+
+@functools.cache
+def _static_digest(folder: str, filename: str) -> str:
+    path = Path(folder) / filename
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:12] if path.is_file() else "0"

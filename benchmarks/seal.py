@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> None:
 
         # The last envelope must open: a fast seal that does not open measures nothing.
         sealed = envelope.parse(result["envelope"], [k.key_id for k in app.extensions["papillon.keys"]])
-        doc = envelope.open_envelope(sealed, private, envelope.info(campaign, form))
+        doc = envelope.open_envelope(sealed, private, campaign, form)
         if doc["answers"] != TYPICAL_ANSWERS:
             raise SystemExit("the browser's envelope did not open to the answers it was given")
         python_times = server_seal_times(app, TYPICAL_ANSWERS, args.runs, args.warmup)

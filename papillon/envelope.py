@@ -1,7 +1,8 @@
-"""Envelope format v1: answers sealed with HPKE to every organizer key.
+"""Envelope format v2: answers sealed with HPKE to every organizer key.
 
 The browser's ``app/static/seal.js`` builds the very same envelopes; SECURITY.md
-describes the format byte for byte.
+describes the format byte for byte. Version 2 seals a choice as its id and the page's
+language as ``locale``; version 1 (a choice as its English label) still opens.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from papillon.keys import PublicKey, key_id, raw_public_bytes
 
-VERSION = 1
+VERSION = 2
+VERSIONS = (1, 2)
 SUITE = hpke.Suite(hpke.KEM.X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_128_GCM)
 PAD_BLOCK = 512
 ENC_BYTES = 32
@@ -31,9 +33,10 @@ class EnvelopeError(ValueError):
     """An envelope is malformed, sealed to other keys, or does not open."""
 
 
-def info(campaign: str, form: str) -> bytes:
-    """HPKE ``info``: binds an envelope to its place, so a moved record fails to open."""
-    return f"papillon/v1/{campaign}/{form}".encode()
+def info(campaign: str, form: str, version: int = VERSION) -> bytes:
+    """HPKE ``info``: binds an envelope to its place and its version, so a moved record fails to open and a
+    relabelled version cannot make its answers read as another version's."""
+    return f"papillon/v{version}/{campaign}/{form}".encode()
 
 
 def pad(data: bytes) -> bytes:
@@ -50,29 +53,35 @@ def plaintext(answers: Mapping[str, object], form_version: int, locale: str) -> 
 @dataclass(frozen=True)
 class Envelope:
     sealed: dict[str, bytes]
+    version: int = VERSION
 
     def to_json(self) -> str:
         recipients = [
             {"key_id": kid, "sealed": base64.b64encode(ct).decode("ascii")} for kid, ct in self.sealed.items()
         ]
-        return json.dumps({"version": VERSION, "recipients": recipients}, separators=(",", ":"))
+        return json.dumps({"version": self.version, "recipients": recipients}, separators=(",", ":"))
 
     @property
     def padded_length(self) -> int:
         return len(next(iter(self.sealed.values()))) - ENC_BYTES - TAG_BYTES
 
 
-def seal(data: bytes, keys: Iterable[PublicKey], place: bytes) -> Envelope:
+def seal(data: bytes, keys: Iterable[PublicKey], campaign: str, form: str) -> Envelope:
     """Seal already padded plaintext once per key."""
+    place = info(campaign, form)
     return Envelope({k.key_id: SUITE.encrypt(data, k.to_crypto(), info=place) for k in keys})
 
 
 def parse(
-    text: str | bytes, expected_key_ids: Iterable[str] | None = None, max_padded: int = MAX_PADDED_BYTES
+    text: str | bytes,
+    expected_key_ids: Iterable[str] | None = None,
+    max_padded: int = MAX_PADDED_BYTES,
+    versions: Iterable[int] = VERSIONS,
 ) -> Envelope:
     """Check an envelope's shape without opening it: what the server can verify of browser sealing.
 
-    The server passes its current key ids, so an envelope sealed to other keys is refused.
+    The server passes its current key ids and version, so an envelope sealed to other keys, or by a page
+    from before an upgrade, is refused.
     """
     if len(text) > 2 * (max_padded + 256) * MAX_RECIPIENTS:
         raise EnvelopeError("the envelope is too large")
@@ -82,7 +91,7 @@ def parse(
         raise EnvelopeError("the envelope is not valid JSON") from exc
     if not isinstance(doc, dict) or set(doc) != {"version", "recipients"}:
         raise EnvelopeError("the envelope must hold exactly 'version' and 'recipients'")
-    if type(doc["version"]) is not int or doc["version"] != VERSION:
+    if type(doc["version"]) is not int or doc["version"] not in set(versions):
         raise EnvelopeError(f"unknown envelope version {doc['version']!r}")
     recipients = doc["recipients"]
     if not isinstance(recipients, list) or not recipients:
@@ -112,11 +121,12 @@ def parse(
         raise EnvelopeError("the sealed length does not match the padding")
     if padded > max_padded:
         raise EnvelopeError("the sealed answers are too large")
-    return Envelope(sealed)
+    return Envelope(sealed, doc["version"])
 
 
-def open_envelope(envelope: Envelope, private: X25519PrivateKey, place: bytes) -> dict:
+def open_envelope(envelope: Envelope, private: X25519PrivateKey, campaign: str, form: str) -> dict:
     """Open with one private key and return the plaintext document."""
+    place = info(campaign, form, envelope.version)
     kid = key_id(raw_public_bytes(private.public_key()))
     ct = envelope.sealed.get(kid)
     if ct is None:

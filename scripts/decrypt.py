@@ -3,7 +3,9 @@
     python scripts/decrypt.py BUNDLE [BUNDLE ...] --key KEYFILE --out DIR [--passphrase-file FILE]
 
 Writes DIR/<campaign>-<form>.csv (UTF-8 with BOM, so spreadsheets show every script)
-and DIR/summary.txt. Needs no network and uses only Papillon's format modules.
+and DIR/summary.txt. A choice shows as its label in the campaign's own language, whatever
+language the page was read in; the Language column says which that was. Needs no network
+and uses only Papillon's format modules.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from papillon import bundle, campaigns, envelope, keys
 # full-width forms that some spreadsheets read the same way).
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-TRAILING_COLUMNS = ["Date received", "Sealed by", "Record id", "Check"]
+TRAILING_COLUMNS = ["Language", "Date received", "Sealed by", "Record id", "Check"]
 
 
 class Refusal(Exception):
@@ -106,6 +108,31 @@ def sheet_for(definition: campaigns.Form | None, answers: dict) -> Sheet:
     return Sheet(columns=[f.name for f in definition.fields], labels=[f.label for f in definition.fields])
 
 
+def choices_as_ids(definition: campaigns.Form, answers: dict) -> dict:
+    """A version 1 record sealed each choice as its English label; read it as the id that label has now."""
+    out = dict(answers)
+    for f in definition.fields:
+        ids = {c.label: c.id for c in f.choices}
+        value = out.get(f.name)
+        if f.type == campaigns.SINGLE_CHOICE and isinstance(value, str):
+            out[f.name] = ids.get(value, value)
+        elif f.type == campaigns.MULTIPLE_CHOICE and isinstance(value, list):
+            out[f.name] = [ids.get(v, v) if isinstance(v, str) else v for v in value]
+    return out
+
+
+def shown(definition: campaigns.Form | None, name: str, value: object) -> object:
+    """A choice as its label in the campaign's own language, whatever language the page was in."""
+    f = next((f for f in definition.fields if f.name == name), None) if definition else None
+    if f is None or not f.choices:
+        return value
+    if isinstance(value, str):
+        return f.choice_label(value)
+    if isinstance(value, list):
+        return [f.choice_label(v) if isinstance(v, str) else v for v in value]
+    return value
+
+
 def open_all(
     records: list[bundle.Record], definitions: dict[str, dict], private: keys.PrivateKey
 ) -> tuple[dict, Counter, list[str]]:
@@ -124,13 +151,15 @@ def open_all(
         place = (record.campaign, record.form)
         try:
             sealed = envelope.parse(record.envelope)
-            doc = envelope.open_envelope(sealed, private.key, envelope.info(*place))
+            doc = envelope.open_envelope(sealed, private.key, *place)
         except envelope.EnvelopeError as exc:
             failures.append(plain(f"{record.id} ({record.campaign}/{record.form}): {exc}"))
             tally["failed"] += 1
             continue
         answers = doc["answers"]
         definition = forms.get(place)
+        if definition is not None and sealed.version == 1:
+            answers = choices_as_ids(definition, answers)
         notes = []
         if definition is None:
             notes.append("no form definition in the bundle")
@@ -142,8 +171,9 @@ def open_all(
         sheet = sheets.setdefault(place, sheet_for(definition, answers))
         # An answer with no column of its own is kept in the Check column rather than lost.
         notes += [f"{name} (no column): {cell(answers[name])}" for name in answers if name not in sheet.columns]
-        row = [cell(answers.get(name)) for name in sheet.columns]
-        row += [cell(record.received_on), cell(record.sealed_by), cell(record.id), cell("; ".join(notes))]
+        row = [cell(shown(definition, name, answers.get(name))) for name in sheet.columns]
+        row += [cell(doc.get("locale")), cell(record.received_on), cell(record.sealed_by), cell(record.id)]
+        row.append(cell("; ".join(notes)))
         sheet.rows.append(row)
         tally["opened"] += 1
         tally[record.sealed_by] += 1

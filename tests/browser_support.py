@@ -188,13 +188,13 @@ async ([answers, runs, warmup]) => {
 # A typical signature on the open letter: about 1 KB of answers as JSON (padded to 1024 bytes).
 TYPICAL_FORM = ("open-letter", "sign")
 TYPICAL_ANSWERS = {
-    "signing_as": "An organization",
+    "signing_as": "organization",
     "organization_name": "Butterfly 蝴蝶 Asian and Migrant Sex Workers Support Network",
     "name": "Lin Mei 林美",
     "email": "lin.mei@example.org",
     "postal_code": "M5T 1R9",
-    "organization_type": "Sex worker-led organization",
-    "actions": ["Share the open letter", "Join a community meeting or action", "Write to elected officials"],
+    "organization_type": "sex_worker_led",
+    "actions": ["share", "join_meeting", "write_officials"],
     "known_harms": (
         "Two people from an anti-trafficking group came to the parlour with police officers and asked every "
         "worker for identification. They said they were there to help, but they photographed our papers and "

@@ -13,7 +13,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
-from pages import ROOT, form_data, form_tokens
+from pages import CAMPAIGNS, ROOT, SHIPPED, form_data, form_tokens
 from werkzeug.test import TestResponse
 
 from app import create_app
@@ -44,8 +44,15 @@ def config(tmp_path: Path, keys_dir: Path) -> dict[str, object]:
         "SECRET_KEY": "test secret key",
         "DATABASE_URL": f"sqlite:///{tmp_path / 'papillon.sqlite3'}",
         "PAPILLON_KEYS_DIR": str(keys_dir),
+        "PAPILLON_CAMPAIGNS_DIR": str(CAMPAIGNS),
         "RATELIMIT_ENABLED": False,
     }
+
+
+@pytest.fixture
+def shipped_campaigns(config: dict[str, object]) -> None:
+    """Serve the campaigns the app ships instead of the tests' own; ask for it before ``app``."""
+    config["PAPILLON_CAMPAIGNS_DIR"] = str(SHIPPED)
 
 
 @pytest.fixture

@@ -6,6 +6,9 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# The campaigns made for the tests; only tests/test_campaigns.py and the page checks read the shipped ones.
+CAMPAIGNS = ROOT / "tests" / "campaigns"
+SHIPPED = ROOT / "app" / "campaigns"
 TOKEN = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 SUBMISSION = re.compile(r'name="submission_id" type="hidden" value="([^"]+)"')
 

@@ -32,20 +32,19 @@ from browser_support import (
 )
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from flask import Flask
-from pages import decrypt_args
+from pages import CAMPAIGNS, decrypt_args
 from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
 
 from app import create_app, pow, security
-from app.config import Defaults
 from app.storage import db
 from papillon import campaigns as c
 from papillon import envelope, keys
 
 pytestmark = pytest.mark.browser
 
-# Every form of every campaign the app ships.
-SHIPPED = c.load_dir(Defaults.PAPILLON_CAMPAIGNS_DIR)
-FORMS = [(slug, form) for slug, campaign in SHIPPED.items() for form in campaign.forms]
+# Every form of the campaigns made for the tests (tests/test_accessibility.py opens the shipped ones).
+TEST_CAMPAIGNS = c.load_dir(CAMPAIGNS)
+FORMS = [(slug, form) for slug, campaign in TEST_CAMPAIGNS.items() for form in campaign.forms]
 FORM_IDS = [f"{campaign}/{form}" for campaign, form in FORMS]
 SEALING_FIELDS = {"csrf_token", "submission_id", "envelope"}
 
@@ -134,11 +133,11 @@ def plan_for(app: Flask, campaign: str, form: str, leave_empty: str | None = Non
         if f.name == leave_empty:
             continue
         if f.type == c.SINGLE_CHOICE:
-            plan.steps.append(("choose", f.name, f.choices[-1]))
-            plan.expected[f.name] = f.choices[-1]
-            plan.chosen.append(f.choices[-1])
+            plan.steps.append(("choose", f.name, f.choice_ids[-1]))
+            plan.expected[f.name] = f.choice_ids[-1]
+            plan.chosen.append(f.choice_ids[-1])
         elif f.type == c.MULTIPLE_CHOICE:
-            picks = [f.choices[0], f.choices[-1]]
+            picks = [f.choice_ids[0], f.choice_ids[-1]]
             plan.steps += [("choose", f.name, choice) for choice in picks]
             plan.expected[f.name] = picks
             plan.chosen += picks
@@ -206,7 +205,7 @@ def rows(app: Flask) -> list:
 
 
 def open_row(row, organizer_key: X25519PrivateKey) -> dict:
-    return envelope.open_envelope(envelope.parse(row.envelope), organizer_key, envelope.info(row.campaign, row.form))
+    return envelope.open_envelope(envelope.parse(row.envelope), organizer_key, row.campaign, row.form)
 
 
 def assert_quick_exit(page: Page, app: Flask) -> None:
@@ -292,7 +291,7 @@ def test_staff_open_browser_sealed_and_server_sealed_records_with_the_same_scrip
 ):
     plans = {}
     for javascript in (True, False):
-        plan = plan_for(app, "open-letter", "testimony")
+        plan = plan_for(app, "petition", "testimony")
         page, _ = open_page(javascript=javascript)
         page.goto(plan.path)
         if javascript:
@@ -307,7 +306,7 @@ def test_staff_open_browser_sealed_and_server_sealed_records_with_the_same_scrip
     out = tmp_path / "opened"
     assert script("decrypt").main(decrypt_args(bundle_path, organizer_key_file, out)) == 0
 
-    with (out / "open-letter-testimony.csv").open(encoding="utf-8-sig", newline="") as fh:
+    with (out / "petition-testimony.csv").open(encoding="utf-8-sig", newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert sorted(row["Sealed by"] for row in rows) == ["browser", "server"]
     form = plans["browser"].form
@@ -316,6 +315,8 @@ def test_staff_open_browser_sealed_and_server_sealed_records_with_the_same_scrip
         for f in form.fields:
             if f.type == c.CONSENT:
                 assert row[f.label] == ("yes" if expected[f.name] else "no")
+            elif f.choices:
+                assert row[f.label] == f.choice_label(expected[f.name]), f.name
             else:
                 assert row[f.label] == expected[f.name], f.name
         assert row["Check"] == ""
@@ -455,7 +456,7 @@ def test_every_page_has_a_strict_csp_no_violation_no_js_error_and_a_quick_exit_l
 
 
 def test_in_page_sealing_time_is_reported_and_the_script_fits_its_gzip_budget(
-    app, live_server, open_page, organizer_key, record_property
+    shipped_campaigns, app, live_server, open_page, organizer_key, record_property
 ):
     campaign, form = TYPICAL_FORM
     page, log = open_page()
@@ -463,7 +464,7 @@ def test_in_page_sealing_time_is_reported_and_the_script_fits_its_gzip_budget(
     wait_for_sealing(page)
     result = page.evaluate(TIME_BUILD_ENVELOPE, [TYPICAL_ANSWERS, 30, 5])
     sealed = envelope.parse(result["envelope"], [k.key_id for k in app.extensions["papillon.keys"]])
-    doc = envelope.open_envelope(sealed, organizer_key, envelope.info(campaign, form))
+    doc = envelope.open_envelope(sealed, organizer_key, campaign, form)
     assert doc["answers"] == TYPICAL_ANSWERS
     assert sealed.padded_length == 1024
 
@@ -493,7 +494,7 @@ def onion_app(config: dict[str, object]) -> Flask:
 def test_from_a_shared_address_the_page_pays_with_work_and_the_answers_are_stored(
     browser, onion_app, organizer_key, javascript
 ):
-    plan = plan_for(onion_app, "open-letter", "testimony")
+    plan = plan_for(onion_app, "petition", "testimony")
     with serve(onion_app) as server:
         context = browser.new_context(java_script_enabled=javascript, base_url=server)
         context.set_default_timeout(30_000)

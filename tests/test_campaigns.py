@@ -137,8 +137,8 @@ def test_declaration_province_field_lists_all_thirteen_provinces_and_territories
     province = next(f for f in shipped["declaration"].forms["sign"].fields if f.name == "province")
     assert province.type == c.SINGLE_CHOICE
     for name in PROVINCES_AND_TERRITORIES:
-        assert name in province.choices
-    assert len(set(province.choices) & set(PROVINCES_AND_TERRITORIES)) == 13
+        assert name in [choice.label for choice in province.choices]
+    assert len({choice.label for choice in province.choices} & set(PROVINCES_AND_TERRITORIES)) == 13
 
 
 def test_declaration_sign_form_has_every_seed_field(shipped):
@@ -267,6 +267,10 @@ def test_a_valid_minimal_campaign_loads_from_a_folder(tmp_path):
 # --- Field.check for every type ----------------------------------------------------------
 
 
+def options(*ids: str) -> tuple[c.Choice, ...]:
+    return tuple(c.Choice(choice_id, f"Label of {choice_id}") for choice_id in ids)
+
+
 def test_text_field_check_required_length_and_characters():
     field = Field(name="name", type=c.TEXT, label="Name", required=True, max_length=10)
     assert field.check("Ada") is None
@@ -315,24 +319,24 @@ def test_postal_code_field_check_pattern():
 
 
 def test_single_choice_field_accepts_only_listed_choices():
-    field = Field(name="pick", type=c.SINGLE_CHOICE, label="Pick", required=True, choices=("Yes", "No"))
+    field = Field(name="pick", type=c.SINGLE_CHOICE, label="Pick", required=True, choices=options("Yes", "No"))
     assert field.check("Yes") is None
     assert field.check("Maybe") == "Please choose from the list."
     assert field.check("yes") == "Please choose from the list."
     assert field.check("") == "This field is required."
-    optional = Field(name="pick", type=c.SINGLE_CHOICE, label="Pick", choices=("Yes", "No"))
+    optional = Field(name="pick", type=c.SINGLE_CHOICE, label="Pick", choices=options("Yes", "No"))
     assert optional.check("") is None
 
 
 def test_multiple_choice_field_accepts_only_distinct_listed_choices():
-    field = Field(name="many", type=c.MULTIPLE_CHOICE, label="Many", choices=("A", "B", "C"))
+    field = Field(name="many", type=c.MULTIPLE_CHOICE, label="Many", choices=options("A", "B", "C"))
     assert field.check([]) is None
     assert field.check(["A", "C"]) is None
     assert field.check(["A", "D"]) == "Please choose from the list."
     assert field.check(["A", "A"]) == "Please choose from the list."
     assert field.check("A") == "Please choose from the list."
     assert field.check([1]) == "Please choose from the list."
-    required = Field(name="many", type=c.MULTIPLE_CHOICE, label="Many", required=True, choices=("A", "B"))
+    required = Field(name="many", type=c.MULTIPLE_CHOICE, label="Many", required=True, choices=options("A", "B"))
     assert required.check([]) == "Please choose at least one."
     assert required.check(["B"]) is None
 
@@ -349,7 +353,7 @@ def test_consent_field_check_requires_a_boolean_and_a_tick_when_required():
 
 def test_empty_answer_matches_the_field_type():
     assert Field(name="a", type=c.TEXT, label="A").empty() == ""
-    assert Field(name="a", type=c.MULTIPLE_CHOICE, label="A", choices=("x",)).empty() == []
+    assert Field(name="a", type=c.MULTIPLE_CHOICE, label="A", choices=options("x")).empty() == []
     assert Field(name="a", type=c.CONSENT, label="A").empty() is False
 
 
@@ -378,7 +382,7 @@ def test_form_check_treats_missing_answers_as_empty():
 def test_shipped_forms_accept_their_own_first_choices(shipped):
     for campaign in shipped.values():
         for form in campaign.forms.values():
-            answers = {f.name: f.choices[0] for f in form.fields if f.type == c.SINGLE_CHOICE}
+            answers = {f.name: f.choice_ids[0] for f in form.fields if f.type == c.SINGLE_CHOICE}
             answers |= {f.name: "Text" for f in form.fields if f.type in {c.TEXT, c.LONG_TEXT}}
             assert form.check(answers) == {}, (campaign.slug, form.slug)
 

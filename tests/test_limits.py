@@ -21,13 +21,13 @@ from app import create_app, security
 from app.config import ConfigError, load_config
 from app.storage import Submission, db
 
-SIGNATURE = {"signing_as": "An individual", "name": "Ada Lovelace"}
+SIGNATURE = {"signing_as": "individual", "name": "Ada Lovelace"}
 REDIS_URL = os.environ.get("PAPILLON_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 KIND_429 = "Too many tries from your connection just now"
 
 
 def tokens(client: FlaskClient, **kw: object) -> dict[str, str]:
-    html = client.get("/declaration/sign", **kw).get_data(as_text=True)
+    html = client.get("/petition/sign", **kw).get_data(as_text=True)
     return form_tokens(html)
 
 
@@ -112,7 +112,7 @@ def test_ipv6_clients_are_counted_by_their_64(ctx: None, a: str, b: str, same: b
 
 # Limits over HTTP.
 def burst(client: FlaskClient, n: int, **kw: object) -> list[int]:
-    return [client.post("/declaration/sign", data={"name": "x"}, **kw).status_code for _ in range(n)]
+    return [client.post("/petition/sign", data={"name": "x"}, **kw).status_code for _ in range(n)]
 
 
 def test_a_burst_is_answered_429_with_the_kind_page(config: dict[str, object]) -> None:
@@ -120,7 +120,7 @@ def test_a_burst_is_answered_429_with_the_kind_page(config: dict[str, object]) -
     client = app.test_client()
     statuses = burst(client, 5)
     assert statuses == [400, 400, 400, 429, 429]
-    response = client.post("/declaration/sign", data={**tokens(client), **SIGNATURE})
+    response = client.post("/petition/sign", data={**tokens(client), **SIGNATURE})
     assert response.status_code == 429
     html = response.get_data(as_text=True)
     assert KIND_429 in html and 'id="error-message"' in html
@@ -128,14 +128,14 @@ def test_a_burst_is_answered_429_with_the_kind_page(config: dict[str, object]) -
     assert "data-quick-exit" in html
     assert count(app) == 0
     # Reading pages is limited separately (RATELIMIT_DEFAULT), so the person can still read.
-    assert client.get("/declaration/").status_code == 200
+    assert client.get("/petition/").status_code == 200
 
 
 def test_the_limited_script_gets_json(config: dict[str, object]) -> None:
     app = make_app(config, RATELIMIT_ENABLED=True, RATELIMIT_SUBMIT="1 per minute")
     client = app.test_client()
     burst(client, 1)
-    response = client.post("/declaration/sign", data={"name": "x"}, headers={"Accept": "application/json"})
+    response = client.post("/petition/sign", data={"name": "x"}, headers={"Accept": "application/json"})
     assert response.status_code == 429
     assert KIND_429 in response.get_json()["error"]
 
@@ -238,7 +238,7 @@ def test_redis_counts_a_burst_and_stores_no_address(config: dict[str, object], r
     client = app.test_client()
     for address in addresses:
         headers = {"X-Forwarded-For": address, "User-Agent": "RedisProbe/1.0"}
-        assert client.get("/declaration/", headers=headers).status_code == 200
+        assert client.get("/petition/", headers=headers).status_code == 200
         assert burst(client, 3, headers=headers) == [400, 400, 429]
     # A second instance on the same Redis sees the same counters.
     other = make_app(config, **settings)
@@ -262,14 +262,14 @@ def test_redis_counts_a_burst_and_stores_no_address(config: dict[str, object], r
 def test_a_body_over_the_cap_gets_413_with_the_kind_page(config: dict[str, object]) -> None:
     app = make_app(config, MAX_CONTENT_LENGTH=4096)
     client = app.test_client()
-    response = client.post("/declaration/sign", data={**tokens(client), **SIGNATURE, "position": "p" * 5000})
+    response = client.post("/petition/sign", data={**tokens(client), **SIGNATURE, "position": "p" * 5000})
     assert response.status_code == 413
     html = response.get_data(as_text=True)
     assert "larger than this site accepts" in html and "data-quick-exit" in html
     assert response.headers["Cache-Control"] == "no-store"
     assert count(app) == 0
     # Just under the cap is read normally (and refused for its overlong field, not for its size).
-    response = client.post("/declaration/sign", data={**tokens(client), **SIGNATURE, "position": "p" * 3000})
+    response = client.post("/petition/sign", data={**tokens(client), **SIGNATURE, "position": "p" * 3000})
     assert response.status_code == 400
     assert count(app) == 0
 
@@ -279,7 +279,7 @@ def test_a_body_over_the_cap_without_a_length_gets_413(config: dict[str, object]
     client = app.test_client()
     body = b"name=" + b"x" * 10_000
     response = client.post(
-        "/declaration/sign",
+        "/petition/sign",
         input_stream=io.BytesIO(body),
         content_type="application/x-www-form-urlencoded",
         environ_overrides={"wsgi.input_terminated": True},
@@ -296,17 +296,17 @@ def test_every_text_field_has_a_length_cap(app: Flask, client: FlaskClient, fiel
     value = "+1 555 0100" if field == "phone" else "a"
     fill = "0" if field == "phone" else "a"
     answers = {**SIGNATURE, field: value + fill * (limit + 1 - len(value))}
-    response = client.post("/declaration/sign", data={**tokens(client), **answers})
+    response = client.post("/petition/sign", data={**tokens(client), **answers})
     assert response.status_code == 400
     assert f"under {limit} characters" in response.get_data(as_text=True)
     assert count(app) == 0
     answers[field] = answers[field][:limit]
-    assert client.post("/declaration/sign", data={**tokens(client), **answers}).status_code == 303
+    assert client.post("/petition/sign", data={**tokens(client), **answers}).status_code == 303
     assert count(app) == 1
 
 
 def test_the_form_renders_maxlength_for_each_text_field(client: FlaskClient) -> None:
-    html = client.get("/open-letter/testimony").get_data(as_text=True)
+    html = client.get("/petition/testimony").get_data(as_text=True)
     for tag in re.findall(r"<(?:input|textarea)\b[^>]*>", html):
         if re.search(r'type="(hidden|radio|checkbox)"', tag) or 'name="website"' in tag:
             continue
@@ -315,8 +315,8 @@ def test_the_form_renders_maxlength_for_each_text_field(client: FlaskClient) -> 
 
 @pytest.mark.parametrize("value", ["http://spam.example", " ", "1"])
 def test_a_filled_honeypot_gets_the_same_thanks_and_stores_nothing(app: Flask, client: FlaskClient, value: str) -> None:
-    honest = client.post("/declaration/sign", data={**tokens(client), **SIGNATURE})
-    bot = client.post("/declaration/sign", data={**tokens(client), **SIGNATURE, "website": value})
+    honest = client.post("/petition/sign", data={**tokens(client), **SIGNATURE})
+    bot = client.post("/petition/sign", data={**tokens(client), **SIGNATURE, "website": value})
     assert bot.status_code == honest.status_code == 303
     assert bot.headers["Location"] == honest.headers["Location"]
     assert count(app) == 1
@@ -324,7 +324,7 @@ def test_a_filled_honeypot_gets_the_same_thanks_and_stores_nothing(app: Flask, c
 
 def test_the_honeypot_works_for_sealed_envelopes_too(app: Flask, client: FlaskClient) -> None:
     data = {**tokens(client), "envelope": '{"version":1,"recipients":[]}', "website": "bot"}
-    response = client.post("/declaration/sign", data=data)
+    response = client.post("/petition/sign", data=data)
     assert response.status_code == 303
     assert count(app) == 0
 
@@ -332,9 +332,9 @@ def test_the_honeypot_works_for_sealed_envelopes_too(app: Flask, client: FlaskCl
 def test_the_honeypot_field_name_is_a_setting(config: dict[str, object]) -> None:
     app = make_app(config, PAPILLON_HONEYPOT_FIELD="homepage")
     client = app.test_client()
-    html = client.get("/declaration/sign").get_data(as_text=True)
+    html = client.get("/petition/sign").get_data(as_text=True)
     assert 'name="homepage"' in html and 'name="website"' not in html
-    assert client.post("/declaration/sign", data={**tokens(client), **SIGNATURE, "homepage": "x"}).status_code == 303
+    assert client.post("/petition/sign", data={**tokens(client), **SIGNATURE, "homepage": "x"}).status_code == 303
     assert count(app) == 0
 
 
@@ -381,7 +381,7 @@ def test_a_down_limiter_store_still_takes_submissions_and_counts_in_memory(confi
         config, RATELIMIT_ENABLED=True, RATELIMIT_SUBMIT="2 per minute", RATELIMIT_STORAGE_URI="redis://127.0.0.1:9/0"
     )
     client = app.test_client()
-    response = client.post("/declaration/sign", data={**tokens(client), **SIGNATURE})
+    response = client.post("/petition/sign", data={**tokens(client), **SIGNATURE})
     assert response.status_code == 303
     assert count(app) == 1
     assert burst(client, 2) == [400, 429]

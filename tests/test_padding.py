@@ -11,7 +11,7 @@ from pages import form_tokens
 
 from app import create_app
 
-FORMS = [("declaration", "sign"), ("open-letter", "sign"), ("open-letter", "testimony")]
+FORMS = [("petition", "sign"), ("letter", "sign"), ("petition", "testimony")]
 
 
 def test_every_form_page_has_the_same_size(client: FlaskClient, app: Flask) -> None:
@@ -20,7 +20,7 @@ def test_every_form_page_has_the_same_size(client: FlaskClient, app: Flask) -> N
     assert sizes.pop() % app.config["PAPILLON_PAD_BYTES"] == 0
 
 
-@pytest.mark.parametrize("path", ["/", "/declaration/", "/open-letter/", "/declaration/sign/thanks", "/nowhere/x"])
+@pytest.mark.parametrize("path", ["/", "/petition/", "/letter/", "/petition/sign/thanks", "/nowhere/x"])
 def test_every_page_is_a_whole_number_of_blocks(client: FlaskClient, app: Flask, path: str) -> None:
     response = client.get(path)
     assert len(response.data) % app.config["PAPILLON_PAD_BYTES"] == 0
@@ -49,11 +49,11 @@ def test_thank_you_replies_have_the_same_size_whatever_the_form(client: FlaskCli
 
 
 def test_a_padded_json_reply_still_parses(client: FlaskClient) -> None:
-    tokens = form_tokens(client.get("/open-letter/testimony").get_data(as_text=True))
+    tokens = form_tokens(client.get("/petition/testimony").get_data(as_text=True))
     reply = client.post(
-        "/open-letter/testimony", data={**tokens, "website": "bot"}, headers={"Accept": "application/json"}
+        "/petition/testimony", data={**tokens, "website": "bot"}, headers={"Accept": "application/json"}
     )
-    assert reply.get_json() == {"thanks": "/open-letter/testimony/thanks"}
+    assert reply.get_json() == {"thanks": "/petition/testimony/thanks"}
     assert reply.data.endswith(b" ")
 
 

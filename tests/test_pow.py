@@ -18,7 +18,7 @@ from app import create_app, pow
 from app.config import ConfigError
 from app.storage import Submission, db
 
-SIGNATURE = {"signing_as": "An individual", "name": "Ada Lovelace"}
+SIGNATURE = {"signing_as": "individual", "name": "Ada Lovelace"}
 ONION = "unix:"  # what nginx reports of clients that came through tor's Unix socket
 CHEAP = {"PAPILLON_POW_BITS": 4, "PAPILLON_POW_ITERATIONS": 10}
 SEAL_DATA = re.compile(r'data-seal="([^"]+)"')
@@ -37,12 +37,12 @@ def test_a_solved_stamp_verifies_and_starts_with_the_zero_bits() -> None:
 def test_a_stamp_is_good_for_its_own_challenge_only() -> None:
     """Fixed keys and ids, so the outcome is the same on every run."""
     key = bytes(range(32))
-    mine = pow.challenge(key, "declaration", "sign", "a" * 32)
+    mine = pow.challenge(key, "petition", "sign", "a" * 32)
     nonce = pow.solve(mine, 12, 5)
     others = [
-        pow.challenge(key, "declaration", "sign", "b" * 32),
+        pow.challenge(key, "petition", "sign", "b" * 32),
         pow.challenge(key, "open-letter", "sign", "a" * 32),
-        pow.challenge(bytes(32), "declaration", "sign", "a" * 32),
+        pow.challenge(bytes(32), "petition", "sign", "a" * 32),
     ]
     assert not any(pow.verify(other, nonce, 12, 5) for other in others)
     assert not pow.verify(mine, nonce, 12, 6)
@@ -94,7 +94,7 @@ def seal_config(html: str) -> dict:
     return json.loads(SEAL_DATA.search(html).group(1).replace("&#34;", '"').replace("&quot;", '"'))
 
 
-def page(client: FlaskClient, path: str = "/declaration/sign") -> tuple[dict[str, str], dict]:
+def page(client: FlaskClient, path: str = "/petition/sign") -> tuple[dict[str, str], dict]:
     html = client.get(path).get_data(as_text=True)
     return form_tokens(html), seal_config(html)
 
@@ -121,7 +121,7 @@ def test_only_visitors_from_a_shared_address_are_asked_for_work(config: dict[str
 def test_a_stamped_post_from_a_shared_address_is_stored(config: dict[str, object]) -> None:
     app = make_app(config, PAPILLON_SHARED_ADDRESSES=ONION, **CHEAP)
     client = visitor(app, ONION)
-    assert client.post("/declaration/sign", data={**stamped(app, client), **SIGNATURE}).status_code == 303
+    assert client.post("/petition/sign", data={**stamped(app, client), **SIGNATURE}).status_code == 303
     assert count(app) == 1
 
 
@@ -135,11 +135,11 @@ def test_a_stamp_that_does_not_verify_is_refused_and_nothing_stored(config: dict
     elif bad == "other submission":
         data["submission_id"] = page(client)[0]["submission_id"]
     else:
-        other_tokens, other = page(client, "/open-letter/sign")
+        other_tokens, other = page(client, "/letter/sign")
         p = other["pow"]
         data["pow"] = pow.solve(base64.b64decode(p["challenge"]), p["bits"], p["iterations"])
         data["submission_id"] = other_tokens["submission_id"]
-    response = client.post("/declaration/sign", data=data)
+    response = client.post("/petition/sign", data=data)
     assert response.status_code == 400
     assert "anti-spam check" in response.get_data(as_text=True)
     assert count(app) == 0
@@ -154,11 +154,11 @@ def test_a_flood_without_work_does_not_lock_out_witnesses_who_do_the_work(config
         **CHEAP,
     )
     spammer, witness = visitor(app, ONION), visitor(app, ONION)
-    plain = [spammer.post("/declaration/sign", data={**page(spammer)[0], **SIGNATURE}).status_code for _ in range(6)]
+    plain = [spammer.post("/petition/sign", data={**page(spammer)[0], **SIGNATURE}).status_code for _ in range(6)]
     assert plain == [303, 303, 303, 429, 429, 429]
-    refused = spammer.post("/declaration/sign", data={**page(spammer)[0], **SIGNATURE}).get_data(as_text=True)
+    refused = spammer.post("/petition/sign", data={**page(spammer)[0], **SIGNATURE}).get_data(as_text=True)
     assert "try again in a minute, or turn JavaScript on" in refused
-    assert witness.post("/declaration/sign", data={**stamped(app, witness), **SIGNATURE}).status_code == 303
+    assert witness.post("/petition/sign", data={**stamped(app, witness), **SIGNATURE}).status_code == 303
 
 
 def test_a_flood_with_work_does_not_lock_out_witnesses_without_javascript(config: dict[str, object]) -> None:
@@ -170,28 +170,28 @@ def test_a_flood_with_work_does_not_lock_out_witnesses_without_javascript(config
         **CHEAP,
     )
     spammer, witness = visitor(app, ONION), visitor(app, ONION)
-    worked = [spammer.post("/declaration/sign", data={**stamped(app, spammer), **SIGNATURE}).status_code for _ in "abc"]
+    worked = [spammer.post("/petition/sign", data={**stamped(app, spammer), **SIGNATURE}).status_code for _ in "abc"]
     assert worked == [303, 303, 429]
-    assert witness.post("/declaration/sign", data={**page(witness)[0], **SIGNATURE}).status_code == 303
+    assert witness.post("/petition/sign", data={**page(witness)[0], **SIGNATURE}).status_code == 303
 
 
 def test_shared_visitors_are_not_counted_as_one_client_for_pages(config: dict[str, object]) -> None:
     app = make_app(config, PAPILLON_SHARED_ADDRESSES=ONION, RATELIMIT_DEFAULT="3 per hour", **CHEAP)
     shared, alone = visitor(app, ONION), visitor(app, "203.0.113.9")
-    assert {shared.get("/declaration/").status_code for _ in range(10)} == {200}
-    assert [alone.get("/declaration/").status_code for _ in range(4)] == [200, 200, 200, 429]
+    assert {shared.get("/petition/").status_code for _ in range(10)} == {200}
+    assert [alone.get("/petition/").status_code for _ in range(4)] == [200, 200, 200, 429]
 
 
 def test_an_ordinary_address_keeps_its_own_limit_whatever_it_sends(config: dict[str, object]) -> None:
     app = make_app(config, PAPILLON_SHARED_ADDRESSES=ONION, RATELIMIT_SUBMIT="2 per minute", **CHEAP)
     client = visitor(app, "203.0.113.9")
     statuses = [
-        client.post("/declaration/sign", data={**page(client)[0], **SIGNATURE, "pow": "12345"}).status_code
+        client.post("/petition/sign", data={**page(client)[0], **SIGNATURE, "pow": "12345"}).status_code
         for _ in range(3)
     ]
     assert statuses == [303, 303, 429]
     onion = visitor(app, ONION)
-    assert onion.post("/declaration/sign", data={**page(onion)[0], **SIGNATURE}).status_code == 303
+    assert onion.post("/petition/sign", data={**page(onion)[0], **SIGNATURE}).status_code == 303
 
 
 def test_an_onion_visitor_that_nginx_reports_as_unix_is_a_shared_visitor(config: dict[str, object]) -> None:
@@ -199,5 +199,5 @@ def test_an_onion_visitor_that_nginx_reports_as_unix_is_a_shared_visitor(config:
     app = make_app(config, PAPILLON_SHARED_ADDRESSES="unix:", PAPILLON_TRUSTED_PROXIES=1, **CHEAP)
     client = app.test_client()
     for forwarded, asked in [("unix:", True), ("203.0.113.9", False)]:
-        html = client.get("/declaration/sign", headers={"X-Forwarded-For": forwarded}).get_data(as_text=True)
+        html = client.get("/petition/sign", headers={"X-Forwarded-For": forwarded}).get_data(as_text=True)
         assert ("pow" in seal_config(html)) is asked

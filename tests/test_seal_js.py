@@ -22,6 +22,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from app.views import SEAL_MESSAGES
 from papillon import envelope, keys
 from papillon.keys import PublicKey
 
@@ -30,11 +31,11 @@ SEAL_JS = HERE.parent / "app" / "static" / "seal.js"
 HARNESS = HERE / "js"
 VECTOR = json.loads((HERE / "vectors" / "rfc9180-a1-1.json").read_text(encoding="utf-8"))
 
-CAMPAIGN, FORM = "open-letter", "sign"
+CAMPAIGN, FORM = "letter", "sign"
 ANSWERS = {
     "name": "陳小明 สมชาย 김민준",
     "story": 'Line one\nLine two said "enough" — ça suffit 🦋🏳️‍🌈\n\tindented\\slash',
-    "signing_as": "An individual",
+    "signing_as": "individual",
     "topics": ["housing", "labour rights", "移民"],
     "consent": True,
     "empty": "",
@@ -108,10 +109,12 @@ def seal_config(privates: list[X25519PrivateKey], form_version: int = 3, locale:
     """The config the page carries in data-seal, as app.views._render_form builds it."""
     return {
         "info": envelope.info(CAMPAIGN, FORM).decode(),
+        "version": envelope.VERSION,
         "form_version": form_version,
         "locale": locale,
         "keys": [{"key_id": public(p).key_id, "public_key": public(p).to_b64()} for p in privates],
         "pad_block": envelope.PAD_BLOCK,
+        "messages": {name: str(text) for name, text in SEAL_MESSAGES.items()},
     }
 
 
@@ -195,7 +198,7 @@ def test_browser_envelope_opens_with_each_organizer_key_to_the_same_answers(
     text = browser_envelope(organizers, ANSWERS, form_version=3, locale="en")
     sealed = envelope.parse(text, [public(p).key_id for p in organizers])
     for private in organizers:
-        doc = envelope.open_envelope(sealed, private, envelope.info(CAMPAIGN, FORM))
+        doc = envelope.open_envelope(sealed, private, CAMPAIGN, FORM)
         assert doc == {"answers": ANSWERS, "form_version": 3, "locale": "en"}
         assert list(doc["answers"]) == list(ANSWERS), "answers keep the form's field order"
 
@@ -209,21 +212,19 @@ def test_browser_plaintext_is_byte_identical_to_server_plaintext(organizers: lis
         assert opened == envelope.plaintext(ANSWERS, 3, "en")
 
 
-@pytest.mark.parametrize(("campaign", "form"), [("declaration", FORM), (CAMPAIGN, "testimony")])
+@pytest.mark.parametrize(("campaign", "form"), [("petition", FORM), (CAMPAIGN, "testimony")])
 def test_browser_envelope_moved_to_another_campaign_or_form_does_not_open(
     organizers: list[X25519PrivateKey], campaign: str, form: str
 ) -> None:
     sealed = envelope.parse(browser_envelope(organizers, ANSWERS))
     for private in organizers:
         with pytest.raises(envelope.EnvelopeError, match="does not open"):
-            envelope.open_envelope(sealed, private, envelope.info(campaign, form))
+            envelope.open_envelope(sealed, private, campaign, form)
 
 
 def test_browser_envelope_has_the_server_envelopes_shape(organizers: list[X25519PrivateKey]) -> None:
     browser_text = browser_envelope(organizers, ANSWERS)
-    server = envelope.seal(
-        envelope.plaintext(ANSWERS, 3, "en"), [public(p) for p in organizers], envelope.info(CAMPAIGN, FORM)
-    )
+    server = envelope.seal(envelope.plaintext(ANSWERS, 3, "en"), [public(p) for p in organizers], CAMPAIGN, FORM)
     browser_doc, server_doc = json.loads(browser_text), json.loads(server.to_json())
     assert list(browser_doc) == list(server_doc) == ["version", "recipients"]
     assert browser_doc["version"] == server_doc["version"] == envelope.VERSION
@@ -244,7 +245,7 @@ def test_long_answer_pads_to_the_next_multiple_of_512(organizers: list[X25519Pri
     expected = -(-unpadded // envelope.PAD_BLOCK) * envelope.PAD_BLOCK
     assert sealed.padded_length == expected == len(envelope.plaintext(answers, 3, "en"))
     assert sealed.padded_length > len(answer.encode())
-    doc = envelope.open_envelope(sealed, organizers[0], envelope.info(CAMPAIGN, FORM))
+    doc = envelope.open_envelope(sealed, organizers[0], CAMPAIGN, FORM)
     assert doc["answers"] == answers
 
 
@@ -270,8 +271,8 @@ FIELDS = [
 CONTROLS = [
     {"name": "csrf_token", "type": "hidden", "value": "csrf-123"},
     {"name": "submission_id", "type": "hidden", "value": "0123456789abcdef0123456789abcdef"},
-    {"name": "signing_as", "type": "radio", "value": "An individual", "checked": False},
-    {"name": "signing_as", "type": "radio", "value": "An organization", "checked": True},
+    {"name": "signing_as", "type": "radio", "value": "individual", "checked": False},
+    {"name": "signing_as", "type": "radio", "value": "organization", "checked": True},
     {"name": "action", "type": "text", "value": "  Repeal the by-law  "},
     {"name": "name", "type": "text", "value": " 김민준 "},
     {"name": "email", "type": "email", "value": "minjun@example.org"},
@@ -285,7 +286,7 @@ CONTROLS = [
     {"name": "website", "type": "text", "value": ""},
 ]
 PAGE_ANSWERS = {
-    "signing_as": "An organization",
+    "signing_as": "organization",
     "action": "Repeal the by-law",
     "name": "김민준",
     "email": "minjun@example.org",
@@ -338,7 +339,7 @@ def test_page_posts_only_the_envelope_and_hidden_values_then_shows_thanks(
     assert "Repeal" not in json.dumps(sent, ensure_ascii=False)
     sealed = envelope.parse(sent["body"]["envelope"], [public(p).key_id for p in organizers])
     for private in organizers:
-        doc = envelope.open_envelope(sealed, private, envelope.info(CAMPAIGN, FORM))
+        doc = envelope.open_envelope(sealed, private, CAMPAIGN, FORM)
         assert doc == {"answers": PAGE_ANSWERS, "form_version": 2, "locale": "en"}
         assert list(doc["answers"]) == [f["name"] for f in FIELDS]
     assert report["assigned"] == [THANKS]

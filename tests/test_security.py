@@ -27,7 +27,7 @@ from app import StartupError, create_app, security
 from app.storage import Submission, db
 from papillon import keys
 
-SIGNATURE = {"signing_as": "An individual", "name": "Zebulon Quartermaine"}
+SIGNATURE = {"signing_as": "individual", "name": "Zebulon Quartermaine"}
 CSP_DIRECTIVES = {
     "default-src": "'none'",
     "script-src": "'self'",
@@ -38,7 +38,7 @@ CSP_DIRECTIVES = {
 }
 
 
-def tokens(client: FlaskClient, path: str = "/declaration/sign") -> dict[str, str]:
+def tokens(client: FlaskClient, path: str = "/petition/sign") -> dict[str, str]:
     html = client.get(path).get_data(as_text=True)
     return form_tokens(html)
 
@@ -54,19 +54,19 @@ def _index(client: FlaskClient) -> TestResponse:
 
 
 def _campaign(client: FlaskClient) -> TestResponse:
-    return client.get("/declaration/")
+    return client.get("/petition/")
 
 
 def _form(client: FlaskClient) -> TestResponse:
-    return client.get("/declaration/sign")
+    return client.get("/petition/sign")
 
 
 def _thanks(client: FlaskClient) -> TestResponse:
-    return client.post("/declaration/sign", data={**tokens(client), **SIGNATURE}, follow_redirects=True)
+    return client.post("/petition/sign", data={**tokens(client), **SIGNATURE}, follow_redirects=True)
 
 
 def _invalid_answers(client: FlaskClient) -> TestResponse:
-    return client.post("/declaration/sign", data={**tokens(client), "signing_as": "An individual"})
+    return client.post("/petition/sign", data={**tokens(client), "signing_as": "individual"})
 
 
 def _not_found(client: FlaskClient) -> TestResponse:
@@ -74,16 +74,16 @@ def _not_found(client: FlaskClient) -> TestResponse:
 
 
 def _bad_request(client: FlaskClient) -> TestResponse:
-    return client.post("/declaration/sign", data={"name": "x"})
+    return client.post("/petition/sign", data={"name": "x"})
 
 
 def _too_large(client: FlaskClient) -> TestResponse:
-    return client.post("/declaration/sign", data={**tokens(client), "name": "x" * 300_000})
+    return client.post("/petition/sign", data={**tokens(client), "name": "x" * 300_000})
 
 
 def _too_many(client: FlaskClient) -> TestResponse:
     for _ in range(3):
-        response = client.post("/declaration/sign", data={"name": "x"})
+        response = client.post("/petition/sign", data={"name": "x"})
     return response
 
 
@@ -182,17 +182,17 @@ def test_pages_need_nothing_the_policy_forbids(limited_config: dict[str, object]
 def test_a_post_over_https_needs_no_referrer(app: Flask) -> None:
     """Browsers send no Referer here (no-referrer), so nothing may require one under HTTPS."""
     client = app.test_client()
-    page = client.get("/declaration/sign", base_url="https://localhost")
+    page = client.get("/petition/sign", base_url="https://localhost")
     html = page.get_data(as_text=True)
     data = form_tokens(html)
-    response = client.post("/declaration/sign", data={**data, **SIGNATURE}, base_url="https://localhost")
+    response = client.post("/petition/sign", data={**data, **SIGNATURE}, base_url="https://localhost")
     assert response.status_code == 303
     assert len(rows(app)) == 1
 
 
 def test_error_pages_are_kind_and_repeat_nothing(client: FlaskClient, app: Flask) -> None:
     sent = "Zebulon-Quartermaine-<b>"
-    response = client.post("/declaration/sign", data={"name": sent, "submission_id": sent})
+    response = client.post("/petition/sign", data={"name": sent, "submission_id": sent})
     assert response.status_code == 400
     html = response.get_data(as_text=True)
     assert 'id="error-message"' in html
@@ -238,7 +238,7 @@ def cookie_flags(header: str) -> set[str]:
 
 
 def test_the_session_cookie_is_httponly_samesite_and_not_persistent(client: FlaskClient) -> None:
-    header = session_cookie(client.get("/declaration/sign"))
+    header = session_cookie(client.get("/petition/sign"))
     flags = cookie_flags(header)
     assert "httponly" in flags
     assert re.search(r";\s*SameSite=(Lax|Strict)", header)
@@ -247,13 +247,13 @@ def test_the_session_cookie_is_httponly_samesite_and_not_persistent(client: Flas
 
 
 def test_the_session_cookie_is_secure_over_https(client: FlaskClient) -> None:
-    header = session_cookie(client.get("/declaration/sign", base_url="https://localhost"))
+    header = session_cookie(client.get("/petition/sign", base_url="https://localhost"))
     assert "secure" in cookie_flags(header)
 
 
 def test_the_session_cookie_is_secure_when_the_setting_says_so(config: dict[str, object]) -> None:
     config["SESSION_COOKIE_SECURE"] = True
-    header = session_cookie(create_app(config).test_client().get("/declaration/sign"))
+    header = session_cookie(create_app(config).test_client().get("/petition/sign"))
     assert "secure" in cookie_flags(header)
 
 
@@ -263,29 +263,29 @@ def test_https_reported_by_a_proxy_counts_only_when_the_proxy_is_trusted(
 ) -> None:
     config["PAPILLON_TRUSTED_PROXIES"] = trusted
     client = create_app(config).test_client()
-    response = client.get("/declaration/sign", headers={"X-Forwarded-Proto": "https", "X-Forwarded-For": "192.0.2.1"})
+    response = client.get("/petition/sign", headers={"X-Forwarded-Proto": "https", "X-Forwarded-For": "192.0.2.1"})
     assert ("Strict-Transport-Security" in response.headers) == bool(trusted)
     assert ("secure" in cookie_flags(session_cookie(response))) == bool(trusted)
 
 
 def test_only_form_pages_set_a_cookie(client: FlaskClient) -> None:
-    for path in ("/", "/declaration/", "/declaration/sign/thanks", "/nowhere/", "/healthz", "/static/papillon.css"):
+    for path in ("/", "/petition/", "/petition/sign/thanks", "/nowhere/", "/healthz", "/static/papillon.css"):
         assert not client.get(path).headers.getlist("Set-Cookie"), path
 
 
 def test_the_session_holds_nothing_but_the_csrf_token(client: FlaskClient, app: Flask) -> None:
     serializer = app.session_interface.get_signing_serializer(app)
-    client.get("/declaration/sign")
+    client.get("/petition/sign")
     assert set(serializer.loads(client.get_cookie("papillon").value)) == {"csrf_token"}
-    client.post("/declaration/sign", data={**tokens(client), **SIGNATURE})
-    client.post("/declaration/sign", data={**tokens(client), "name": "x"})  # invalid: re-rendered
+    client.post("/petition/sign", data={**tokens(client), **SIGNATURE})
+    client.post("/petition/sign", data={**tokens(client), "name": "x"})  # invalid: re-rendered
     assert set(serializer.loads(client.get_cookie("papillon").value)) == {"csrf_token"}
     assert len(rows(app)) == 1
 
 
 def test_the_thank_you_page_reveals_nothing_that_was_sent(client: FlaskClient, app: Flask) -> None:
     answers = {**SIGNATURE, "position": "Lighthouse-Keeper-Unique", "organization": "Order-Of-Unusual-Words"}
-    response = client.post("/declaration/sign", data={**tokens(client), **answers})
+    response = client.post("/petition/sign", data={**tokens(client), **answers})
     assert response.status_code == 303
     location = response.headers["Location"]
     assert "?" not in location and "#" not in location
@@ -318,7 +318,7 @@ def test_the_dev_server_log_lines_carry_no_address_or_time(
     try:
         with caplog.at_level(logging.INFO, logger="werkzeug"):
             request = urllib.request.Request(
-                f"http://127.0.0.1:{server.server_port}/declaration/",
+                f"http://127.0.0.1:{server.server_port}/petition/",
                 headers={
                     "X-Forwarded-For": "198.51.100.61",
                     "User-Agent": "DevAgent/9",
@@ -331,7 +331,7 @@ def test_the_dev_server_log_lines_carry_no_address_or_time(
         server.shutdown()
         thread.join(10)
     lines = [r.getMessage() for r in caplog.records if r.name == "werkzeug"]
-    assert any("GET /declaration/" in line for line in lines), lines
+    assert any("GET /petition/" in line for line in lines), lines
     text = "\n".join(lines)
     for secret in ("198.51.100.61", "127.0.0.1 -", "DevAgent", "r.example"):
         assert secret not in text
@@ -430,13 +430,13 @@ def test_an_empty_keys_folder_stops_the_server(config: dict[str, object], keys_d
 
 def test_a_field_the_form_does_not_have_is_refused_and_nothing_stored(client: FlaskClient, app: Flask) -> None:
     data = {**tokens(client), **SIGNATURE, "favourite_colour": "green"}
-    assert client.post("/declaration/sign", data=data).status_code == 400
+    assert client.post("/petition/sign", data=data).status_code == 400
     assert rows(app) == []
 
 
 def test_twenty_thousand_unknown_fields_are_refused_and_nothing_stored(client: FlaskClient, app: Flask) -> None:
     data = {**tokens(client), **SIGNATURE, **{f"f{i}": "x" for i in range(20_000)}}
-    assert client.post("/declaration/sign", data=data).status_code == 400
+    assert client.post("/petition/sign", data=data).status_code == 400
     assert rows(app) == []
 
 
@@ -474,10 +474,10 @@ def chunked_post(app: Flask, client: FlaskClient, path: str, fields: dict[str, s
 def test_a_chunked_body_over_the_cap_is_refused_with_413_not_cut_and_stored(client: FlaskClient, app: Flask) -> None:
     """Valid answers, then more bytes than the cap allows: cut at the cap, the answers would look complete."""
     tail = b"&" + b"z" * app.config["MAX_CONTENT_LENGTH"]
-    assert chunked_post(app, client, "/open-letter/testimony", {"what_happened": "It happened."}, tail) == 413
+    assert chunked_post(app, client, "/petition/testimony", {"what_happened": "It happened."}, tail) == 413
     assert rows(app) == []
 
 
 def test_a_chunked_body_under_the_cap_is_stored(client: FlaskClient, app: Flask) -> None:
-    assert chunked_post(app, client, "/open-letter/testimony", {"what_happened": "It happened."}) == 303
+    assert chunked_post(app, client, "/petition/testimony", {"what_happened": "It happened."}) == 303
     assert len(rows(app)) == 1

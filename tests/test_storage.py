@@ -104,7 +104,7 @@ def sid(n: int) -> str:
     return f"{n:032x}"
 
 
-def store(n: int, campaign: str = "declaration", form: str = "sign", **kw: str) -> bool:
+def store(n: int, campaign: str = "petition", form: str = "sign", **kw: str) -> bool:
     return db.store(
         id=kw.get("id", sid(n)),
         campaign=campaign,
@@ -152,14 +152,14 @@ def test_the_table_holds_no_column_about_the_sender(app):
 
 def test_unexported_lists_new_rows_by_campaign_and_form(app):
     with app.app_context():
-        store(3, "open-letter", "testimony")
-        store(2, "open-letter", "sign", sealed_by="browser")
-        store(1, "declaration", "sign")
+        store(3, "petition", "testimony")
+        store(2, "letter", "sign", sealed_by="browser")
+        store(1, "petition", "sign")
         rows = db.unexported()
     assert [(r.campaign, r.form, r.id, r.sealed_by) for r in rows] == [
-        ("declaration", "sign", sid(1), "server"),
-        ("open-letter", "sign", sid(2), "browser"),
-        ("open-letter", "testimony", sid(3), "server"),
+        ("letter", "sign", sid(2), "browser"),
+        ("petition", "sign", sid(1), "server"),
+        ("petition", "testimony", sid(3), "server"),
     ]
     assert not any(r.exported for r in rows)
 
@@ -170,7 +170,7 @@ def test_mark_exported_takes_rows_out_of_the_next_export(app):
             store(n)
         db.mark_exported([sid(1), sid(3)])
         assert [r.id for r in db.unexported()] == [sid(2), sid(4)]
-        assert db.counts() == {("declaration", "sign", True): 2, ("declaration", "sign", False): 2}
+        assert db.counts() == {("petition", "sign", True): 2, ("petition", "sign", False): 2}
 
 
 def test_mark_exported_handles_more_ids_than_one_chunk(app):
@@ -188,7 +188,7 @@ def test_purge_deletes_only_exported_rows(app):
         db.mark_exported([sid(2)])
         assert db.purge() == 1
         assert [r.id for r in db.unexported()] == [sid(1), sid(3)]
-        assert db.counts() == {("declaration", "sign", False): 2}
+        assert db.counts() == {("petition", "sign", False): 2}
         assert db.purge() == 0
         assert len(db.unexported()) == 2
 
@@ -204,10 +204,10 @@ def test_an_exported_id_is_not_stored_again(app):
 def test_counts_group_by_campaign_form_and_export_state(app):
     with app.app_context():
         assert db.counts() == {}
-        store(1, "declaration", "sign")
-        store(2, "open-letter", "testimony")
-        store(3, "open-letter", "testimony")
-        assert db.counts() == {("declaration", "sign", False): 1, ("open-letter", "testimony", False): 2}
+        store(1, "petition", "sign")
+        store(2, "petition", "testimony")
+        store(3, "petition", "testimony")
+        assert db.counts() == {("petition", "sign", False): 1, ("petition", "testimony", False): 2}
 
 
 def test_create_schema_is_safe_to_run_again(app):
@@ -355,7 +355,7 @@ def test_init_db_rebuilds_an_older_sqlite_table_that_had_rowids(config, tmp_path
         "envelope TEXT NOT NULL, exported BOOLEAN NOT NULL)"
     )
     old.execute("CREATE INDEX ix_submissions_exported ON submissions (exported)")
-    rows = [(sid(n), "declaration", "sign", "2026-11-20", "server", envelope_of(n), n % 2) for n in (3, 1, 2)]
+    rows = [(sid(n), "petition", "sign", "2026-11-20", "server", envelope_of(n), n % 2) for n in (3, 1, 2)]
     old.executemany("INSERT INTO submissions VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
     old.commit()
     old.close()

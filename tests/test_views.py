@@ -16,7 +16,7 @@ from papillon import campaigns as c
 from papillon import envelope
 from papillon.keys import PublicKey, raw_public_bytes
 
-FORMS = [("declaration", "sign"), ("open-letter", "sign"), ("open-letter", "testimony")]
+FORMS = [("petition", "sign"), ("letter", "sign"), ("petition", "testimony")]
 TEXT_TYPES = {c.TEXT, c.EMAIL, c.PHONE, c.POSTAL_CODE}
 
 
@@ -51,8 +51,8 @@ def sample(field: c.Field) -> c.Answer:
         c.EMAIL: "zqv.signer@example.org",
         c.PHONE: "+1 (514) 555-0199",
         c.POSTAL_CODE: "H2X 1Y4",
-        c.SINGLE_CHOICE: field.choices[-1] if field.choices else "",
-        c.MULTIPLE_CHOICE: [field.choices[0], field.choices[-1]] if field.choices else [],
+        c.SINGLE_CHOICE: field.choice_ids[-1] if field.choices else "",
+        c.MULTIPLE_CHOICE: [field.choice_ids[0], field.choice_ids[-1]] if field.choices else [],
         c.CONSENT: True,
     }[field.type]
 
@@ -77,7 +77,7 @@ def organizer_public(organizer_key: X25519PrivateKey) -> PublicKey:
 
 def open_row(row, organizer_key: X25519PrivateKey) -> dict:
     sealed = envelope.parse(row.envelope)
-    return envelope.open_envelope(sealed, organizer_key, envelope.info(row.campaign, row.form))
+    return envelope.open_envelope(sealed, organizer_key, row.campaign, row.form)
 
 
 def page_tokens(client, campaign: str, form: str) -> dict[str, str]:
@@ -102,7 +102,7 @@ def test_index_lists_both_campaigns(client, app):
         assert f'href="/{slug}/"' in body
 
 
-@pytest.mark.parametrize("slug", ["declaration", "open-letter"])
+@pytest.mark.parametrize("slug", ["petition", "letter"])
 def test_campaign_page_shows_its_text_and_links_to_its_forms(client, app, slug):
     campaign = app.extensions["papillon.campaigns"][slug]
     response = client.get(f"/{slug}/")
@@ -116,14 +116,8 @@ def test_campaign_page_shows_its_text_and_links_to_its_forms(client, app, slug):
         assert form.title in body
 
 
-def test_declaration_page_shows_the_calls_for_justice(client):
-    body = html.unescape(client.get("/declaration/").get_data(as_text=True))
-    assert "(1) Full Decriminalization of Sex Work:" in body
-    assert "(8) Access Without Fear: Guarantee access without fear" in body
-
-
 @pytest.mark.parametrize(
-    "path", ["/nowhere/", "/nowhere/sign", "/declaration/testimony", "/open-letter/nothing", "/declaration/x/thanks"]
+    "path", ["/nowhere/", "/nowhere/sign", "/letter/testimony", "/letter/nothing", "/petition/x/thanks"]
 )
 def test_unknown_campaign_or_form_is_404(client, path):
     response = client.get(path)
@@ -132,7 +126,7 @@ def test_unknown_campaign_or_form_is_404(client, path):
 
 
 def test_posting_to_an_unknown_form_is_404_and_stores_nothing(client, app):
-    response = client.post("/declaration/testimony", data={"what_happened": "x"})
+    response = client.post("/letter/testimony", data={"what_happened": "x"})
     assert response.status_code == 404
     assert stored(app) == []
 
@@ -172,7 +166,7 @@ def test_form_page_renders_every_field_with_its_html_constraints(client, app, ca
         elif field.type in c.CHOICE_TYPES:
             kind = "radio" if field.type == c.SINGLE_CHOICE else "checkbox"
             assert [attrs["type"] for _, attrs in found] == [kind] * len(field.choices)
-            assert [attrs["value"] for _, attrs in found] == list(field.choices)
+            assert [attrs["value"] for _, attrs in found] == list(field.choice_ids)
             if field.type == c.SINGLE_CHOICE:
                 assert all(("required" in attrs) == field.required for _, attrs in found)
         else:
@@ -188,20 +182,21 @@ def test_form_page_carries_the_sealing_settings_for_the_browser(client, app, org
     assert form_tag["action"] == f"/{campaign}/{form}"
     seal = json.loads(form_tag["data-seal"])
     public = organizer_public(organizer_key)
-    assert seal["info"] == f"papillon/v1/{campaign}/{form}"
+    assert seal["info"] == f"papillon/v2/{campaign}/{form}"
+    assert seal["version"] == envelope.VERSION
     assert seal["keys"] == [{"key_id": public.key_id, "public_key": public.to_b64()}]
     assert seal["pad_block"] == envelope.PAD_BLOCK
     assert seal["form_version"] == definition(app, campaign, form).version
 
 
 def test_form_page_shows_the_key_fingerprint(client, organizer_key):
-    body = client.get("/declaration/sign").get_data(as_text=True)
+    body = client.get("/petition/sign").get_data(as_text=True)
     assert organizer_public(organizer_key).fingerprint in body
 
 
 def test_each_form_page_gets_a_fresh_submission_id(client):
-    first = form_tokens(client.get("/declaration/sign").get_data(as_text=True))["submission_id"]
-    second = form_tokens(client.get("/declaration/sign").get_data(as_text=True))["submission_id"]
+    first = form_tokens(client.get("/petition/sign").get_data(as_text=True))["submission_id"]
+    second = form_tokens(client.get("/petition/sign").get_data(as_text=True))["submission_id"]
     assert first != second
     assert len(first) == 32
 
@@ -240,7 +235,7 @@ def test_thank_you_page_repeats_none_of_the_submitted_text(client, app, submit, 
 
 
 def test_optional_fields_may_be_left_empty(client, app, submit, organizer_key):
-    response = submit("open-letter", "testimony", {"what_happened": "It happened."})
+    response = submit("petition", "testimony", {"what_happened": "It happened."})
     assert response.status_code == 303
     (row,) = stored(app)
     answers = open_row(row, organizer_key)["answers"]
@@ -251,7 +246,7 @@ def test_optional_fields_may_be_left_empty(client, app, submit, organizer_key):
 
 
 def test_answers_are_trimmed_and_line_breaks_normalised(client, app, submit, organizer_key):
-    response = submit("open-letter", "testimony", {"what_happened": "  one\r\ntwo\rthree  "})
+    response = submit("petition", "testimony", {"what_happened": "  one\r\ntwo\rthree  "})
     assert response.status_code == 303
     (row,) = stored(app)
     assert open_row(row, organizer_key)["answers"]["what_happened"] == "one\ntwo\nthree"
@@ -259,7 +254,7 @@ def test_answers_are_trimmed_and_line_breaks_normalised(client, app, submit, org
 
 def test_non_latin_answers_are_sealed_intact(client, app, submit, organizer_key):
     name = "\u738b\u5c0f\u660e \u0e2a\u0e21\u0e0a\u0e32\u0e22 \uae40\ubbfc\uc900"
-    response = submit("declaration", "sign", {"signing_as": "An individual", "name": name})
+    response = submit("petition", "sign", {"signing_as": "individual", "name": name})
     assert response.status_code == 303
     (row,) = stored(app)
     assert open_row(row, organizer_key)["answers"]["name"] == name
@@ -271,55 +266,55 @@ def test_non_latin_answers_are_sealed_intact(client, app, submit, organizer_key)
 @pytest.mark.parametrize(
     ("campaign", "form", "answers", "field", "message"),
     [
-        ("declaration", "sign", {"signing_as": "An individual"}, "name", "This field is required."),
-        ("declaration", "sign", {"name": "Ada"}, "signing_as", "This field is required."),
-        ("open-letter", "testimony", {"what_happened": "  "}, "what_happened", "This field is required."),
+        ("petition", "sign", {"signing_as": "individual"}, "name", "This field is required."),
+        ("petition", "sign", {"name": "Ada"}, "signing_as", "This field is required."),
+        ("petition", "testimony", {"what_happened": "  "}, "what_happened", "Please tell us what happened."),
         (
-            "declaration",
+            "petition",
             "sign",
-            {"signing_as": "An individual", "name": "x" * 121},
+            {"signing_as": "individual", "name": "x" * 121},
             "name",
             "Please keep this under 120 characters.",
         ),
         (
-            "open-letter",
+            "letter",
             "sign",
-            {"signing_as": "An individual", "name": "Ada", "email": "not-an-email"},
+            {"name": "Ada", "email": "not-an-email"},
             "email",
             "Please give an email address such as name@example.org.",
         ),
         (
-            "declaration",
+            "petition",
             "sign",
             {"signing_as": "A robot", "name": "Ada"},
             "signing_as",
             "Please choose from the list.",
         ),
         (
-            "declaration",
+            "petition",
             "sign",
-            {"signing_as": "An individual", "name": "Ada", "areas_of_focus": ["Labour rights", "Astrology"]},
+            {"signing_as": "individual", "name": "Ada", "areas_of_focus": ["rights", "Astrology"]},
             "areas_of_focus",
             "Please choose from the list.",
         ),
         (
-            "declaration",
+            "petition",
             "sign",
-            {"signing_as": "An individual", "name": "Ada", "phone": "call me maybe"},
+            {"signing_as": "individual", "name": "Ada", "phone": "call me maybe"},
             "phone",
             "Please give a phone number using digits, spaces, +, -, ( and ).",
         ),
         (
-            "declaration",
+            "petition",
             "sign",
-            {"signing_as": "An individual", "name": "Ada", "postal_code": "H2X/1Y4"},
+            {"signing_as": "individual", "name": "Ada", "postal_code": "H2X/1Y4"},
             "postal_code",
             "Please give a postal code using letters, digits and spaces.",
         ),
         (
-            "declaration",
+            "petition",
             "sign",
-            {"signing_as": "An individual", "name": "Ada\x00"},
+            {"signing_as": "individual", "name": "Ada\x00"},
             "name",
             "This answer holds characters that are not allowed.",
         ),
@@ -341,29 +336,29 @@ def test_an_invalid_answer_is_refused_with_a_message_beside_the_field(
 
 
 def test_an_invalid_post_keeps_the_other_answers_in_the_re_rendered_form(client, app, submit):
-    response = submit("declaration", "sign", {"signing_as": "An individual", "name": "", "position": "Zqv Poet"})
+    response = submit("petition", "sign", {"signing_as": "individual", "name": "", "position": "Zqv Poet"})
     assert response.status_code == 400
     (_, attrs), *_ = Controls(response.get_data(as_text=True)).named("position")
     assert attrs["value"] == "Zqv Poet"
 
 
 def test_re_rendered_form_after_an_error_keeps_the_same_submission_id(client, app, submit):
-    tokens = page_tokens(client, "declaration", "sign")
-    response = post(client, "declaration", "sign", {**tokens, "signing_as": "An individual"})
+    tokens = page_tokens(client, "petition", "sign")
+    response = post(client, "petition", "sign", {**tokens, "signing_as": "individual"})
     assert response.status_code == 400
     assert SUBMISSION.search(response.get_data(as_text=True)).group(1) == tokens["submission_id"]
-    fixed = post(client, "declaration", "sign", {**tokens, "signing_as": "An individual", "name": "Ada"})
+    fixed = post(client, "petition", "sign", {**tokens, "signing_as": "individual", "name": "Ada"})
     assert fixed.status_code == 303
     assert [r.id for r in stored(app)] == [tokens["submission_id"]]
 
 
 @pytest.mark.parametrize("token", [None, "", "not-a-real-token"])
 def test_missing_or_bad_csrf_token_is_refused_and_nothing_stored(client, app, token):
-    tokens = page_tokens(client, "open-letter", "testimony")
+    tokens = page_tokens(client, "petition", "testimony")
     data = {"submission_id": tokens["submission_id"], "what_happened": "Zqv something"}
     if token is not None:
         data["csrf_token"] = token
-    response = post(client, "open-letter", "testimony", data)
+    response = post(client, "petition", "testimony", data)
     assert response.status_code == 400
     assert "This page had expired" in response.get_data(as_text=True)
     assert stored(app) == []
@@ -371,9 +366,9 @@ def test_missing_or_bad_csrf_token_is_refused_and_nothing_stored(client, app, to
 
 def test_a_csrf_token_from_another_session_is_refused(app, client):
     other = app.test_client()
-    tokens = page_tokens(other, "open-letter", "testimony")
-    page_tokens(client, "open-letter", "testimony")
-    response = post(client, "open-letter", "testimony", {**tokens, "what_happened": "Zqv something"})
+    tokens = page_tokens(other, "petition", "testimony")
+    page_tokens(client, "petition", "testimony")
+    response = post(client, "petition", "testimony", {**tokens, "what_happened": "Zqv something"})
     assert response.status_code == 400
     assert stored(app) == []
 
@@ -383,20 +378,20 @@ def test_a_csrf_token_from_another_session_is_refused(app, client):
     [None, "", "abc", "0" * 31, "0" * 33, "A" * 32, "g" * 32, "../" + "0" * 29, "0" * 16 + " " + "0" * 15],
 )
 def test_missing_or_malformed_submission_id_is_refused_and_nothing_stored(client, app, submission_id):
-    tokens = page_tokens(client, "open-letter", "testimony")
+    tokens = page_tokens(client, "petition", "testimony")
     data = {"csrf_token": tokens["csrf_token"], "what_happened": "Zqv something"}
     if submission_id is not None:
         data["submission_id"] = submission_id
-    response = post(client, "open-letter", "testimony", data)
+    response = post(client, "petition", "testimony", data)
     assert response.status_code == 400
     assert "submission number" in response.get_data(as_text=True)
     assert stored(app) == []
 
 
 def test_a_repeated_post_with_the_same_submission_id_stores_one_row(client, app, organizer_key):
-    tokens = page_tokens(client, "open-letter", "testimony")
-    first = post(client, "open-letter", "testimony", {**tokens, "what_happened": "first try"})
-    again = post(client, "open-letter", "testimony", {**tokens, "what_happened": "second try"})
+    tokens = page_tokens(client, "petition", "testimony")
+    first = post(client, "petition", "testimony", {**tokens, "what_happened": "first try"})
+    again = post(client, "petition", "testimony", {**tokens, "what_happened": "second try"})
     assert first.status_code == again.status_code == 303
     (row,) = stored(app)
     assert row.id == tokens["submission_id"]
@@ -404,15 +399,15 @@ def test_a_repeated_post_with_the_same_submission_id_stores_one_row(client, app,
 
 
 def test_the_honeypot_filled_in_gets_thanks_but_nothing_is_stored(client, app, submit):
-    answers = valid_answers(definition(app, "declaration", "sign"))
-    response = submit("declaration", "sign", answers, website="http://spam.example")
+    answers = valid_answers(definition(app, "petition", "sign"))
+    response = submit("petition", "sign", answers, website="http://spam.example")
     assert response.status_code == 303
-    assert response.headers["Location"] == "/declaration/sign/thanks"
+    assert response.headers["Location"] == "/petition/sign/thanks"
     assert stored(app) == []
 
 
 def test_the_honeypot_field_is_rendered_out_of_the_tab_order(client, app):
-    controls = Controls(client.get("/declaration/sign").get_data(as_text=True))
+    controls = Controls(client.get("/petition/sign").get_data(as_text=True))
     ((_, attrs),) = controls.named(app.config["PAPILLON_HONEYPOT_FIELD"])
     assert attrs["tabindex"] == "-1"
     assert attrs["autocomplete"] == "off"
@@ -423,7 +418,7 @@ def test_the_honeypot_field_is_rendered_out_of_the_tab_order(client, app):
 
 def browser_envelope(keys: list[PublicKey], campaign: str, form: str, answers: dict) -> str:
     data = envelope.plaintext(answers, 1, "en")
-    return envelope.seal(data, keys, envelope.info(campaign, form)).to_json()
+    return envelope.seal(data, keys, campaign, form).to_json()
 
 
 @pytest.mark.parametrize(("campaign", "form"), FORMS)
@@ -442,32 +437,30 @@ def test_a_browser_sealed_envelope_is_stored_as_sealed_by_browser(client, app, o
 def test_the_sealing_script_asking_for_json_gets_the_thank_you_address_instead_of_a_redirect(
     client, app, organizer_key
 ):
-    tokens = page_tokens(client, "open-letter", "testimony")
-    sealed = browser_envelope([organizer_public(organizer_key)], "open-letter", "testimony", {"what_happened": "x"})
+    tokens = page_tokens(client, "petition", "testimony")
+    sealed = browser_envelope([organizer_public(organizer_key)], "petition", "testimony", {"what_happened": "x"})
     response = client.post(
-        "/open-letter/testimony", data={**tokens, "envelope": sealed}, headers={"Accept": "application/json"}
+        "/petition/testimony", data={**tokens, "envelope": sealed}, headers={"Accept": "application/json"}
     )
     assert response.status_code == 200
-    assert response.get_json() == {"thanks": "/open-letter/testimony/thanks"}
+    assert response.get_json() == {"thanks": "/petition/testimony/thanks"}
     (row,) = stored(app)
     assert row.sealed_by == "browser"
 
 
 def test_a_post_with_both_an_envelope_and_plain_answers_is_refused_and_nothing_stored(client, app, organizer_key):
-    tokens = page_tokens(client, "open-letter", "testimony")
-    sealed = browser_envelope(
-        [organizer_public(organizer_key)], "open-letter", "testimony", {"what_happened": "sealed"}
-    )
+    tokens = page_tokens(client, "petition", "testimony")
+    sealed = browser_envelope([organizer_public(organizer_key)], "petition", "testimony", {"what_happened": "sealed"})
     data = {**tokens, "envelope": sealed, "what_happened": "plain"}
-    assert post(client, "open-letter", "testimony", data).status_code == 400
+    assert post(client, "petition", "testimony", data).status_code == 400
     assert stored(app) == []
 
 
 def test_an_envelope_sealed_to_another_key_is_refused_and_nothing_stored(client, app):
     stranger = PublicKey(name="stranger", raw=raw_public_bytes(X25519PrivateKey.generate().public_key()))
-    tokens = page_tokens(client, "open-letter", "testimony")
-    sealed = browser_envelope([stranger], "open-letter", "testimony", {"what_happened": "x"})
-    response = post(client, "open-letter", "testimony", {**tokens, "envelope": sealed})
+    tokens = page_tokens(client, "petition", "testimony")
+    sealed = browser_envelope([stranger], "petition", "testimony", {"what_happened": "x"})
+    response = post(client, "petition", "testimony", {**tokens, "envelope": sealed})
     assert response.status_code == 400
     assert "not sealed to exactly the current organizer keys" in html.unescape(response.get_data(as_text=True))
     assert stored(app) == []
@@ -475,19 +468,19 @@ def test_an_envelope_sealed_to_another_key_is_refused_and_nothing_stored(client,
 
 def test_an_envelope_sealed_to_an_extra_key_is_refused(client, app, organizer_key):
     stranger = PublicKey(name="stranger", raw=raw_public_bytes(X25519PrivateKey.generate().public_key()))
-    tokens = page_tokens(client, "open-letter", "testimony")
+    tokens = page_tokens(client, "petition", "testimony")
     sealed = browser_envelope(
-        [organizer_public(organizer_key), stranger], "open-letter", "testimony", {"what_happened": "x"}
+        [organizer_public(organizer_key), stranger], "petition", "testimony", {"what_happened": "x"}
     )
-    response = post(client, "open-letter", "testimony", {**tokens, "envelope": sealed})
+    response = post(client, "petition", "testimony", {**tokens, "envelope": sealed})
     assert response.status_code == 400
     assert stored(app) == []
 
 
 @pytest.mark.parametrize("bad", ["{}", "not json", '{"version":1,"recipients":[]}', '{"answers":{"x":"plain"}}'])
 def test_a_malformed_envelope_is_refused_and_nothing_stored(client, app, bad):
-    tokens = page_tokens(client, "open-letter", "testimony")
-    response = post(client, "open-letter", "testimony", {**tokens, "envelope": bad})
+    tokens = page_tokens(client, "petition", "testimony")
+    response = post(client, "petition", "testimony", {**tokens, "envelope": bad})
     assert response.status_code == 400
     assert "Nothing was stored." in response.get_data(as_text=True)
     assert "plain" not in response.get_data(as_text=True)
@@ -495,18 +488,18 @@ def test_a_malformed_envelope_is_refused_and_nothing_stored(client, app, bad):
 
 
 def test_an_envelope_without_a_valid_csrf_token_is_refused(client, app, organizer_key):
-    tokens = page_tokens(client, "open-letter", "testimony")
-    sealed = browser_envelope([organizer_public(organizer_key)], "open-letter", "testimony", {"what_happened": "x"})
+    tokens = page_tokens(client, "petition", "testimony")
+    sealed = browser_envelope([organizer_public(organizer_key)], "petition", "testimony", {"what_happened": "x"})
     data = {"submission_id": tokens["submission_id"], "csrf_token": "forged", "envelope": sealed}
-    response = post(client, "open-letter", "testimony", data)
+    response = post(client, "petition", "testimony", data)
     assert response.status_code == 400
     assert stored(app) == []
 
 
 def test_a_refused_envelope_gets_a_json_error_when_the_script_asks_for_json(client, app):
-    tokens = page_tokens(client, "open-letter", "testimony")
+    tokens = page_tokens(client, "petition", "testimony")
     response = client.post(
-        "/open-letter/testimony",
+        "/petition/testimony",
         data={**tokens, "envelope": "{}"},
         headers={"Accept": "application/json"},
     )
@@ -517,18 +510,18 @@ def test_a_refused_envelope_gets_a_json_error_when_the_script_asks_for_json(clie
 
 
 def test_a_repeated_browser_envelope_with_the_same_submission_id_stores_one_row(client, app, organizer_key):
-    tokens = page_tokens(client, "open-letter", "testimony")
-    sealed = browser_envelope([organizer_public(organizer_key)], "open-letter", "testimony", {"what_happened": "x"})
+    tokens = page_tokens(client, "petition", "testimony")
+    sealed = browser_envelope([organizer_public(organizer_key)], "petition", "testimony", {"what_happened": "x"})
     for _ in range(3):
-        assert post(client, "open-letter", "testimony", {**tokens, "envelope": sealed}).status_code == 303
+        assert post(client, "petition", "testimony", {**tokens, "envelope": sealed}).status_code == 303
     assert len(stored(app)) == 1
 
 
 def test_a_client_chosen_submission_id_is_accepted(client, app):
-    tokens = page_tokens(client, "open-letter", "testimony")
+    tokens = page_tokens(client, "petition", "testimony")
     chosen = new_submission_id()
     data = {**tokens, "submission_id": chosen, **form_data({"what_happened": "x", "may_share": True})}
-    assert post(client, "open-letter", "testimony", data).status_code == 303
+    assert post(client, "petition", "testimony", data).status_code == 303
     assert [r.id for r in stored(app)] == [chosen]
 
 
@@ -547,9 +540,9 @@ def test_head_on_a_form_page_answers_like_get_and_stores_nothing(client, app, ca
 
 
 def test_the_trailing_slash_redirect_never_echoes_the_host_header(client):
-    response = client.get("/declaration", headers={"Host": "attacker.example"})
+    response = client.get("/petition", headers={"Host": "attacker.example"})
     assert response.status_code == 308
-    assert response.headers["Location"] == "/declaration/"
+    assert response.headers["Location"] == "/petition/"
     assert "attacker.example" not in str(response.headers)
     assert b"attacker.example" not in response.data
 

@@ -104,7 +104,7 @@
     for (const k of config.keys) {
       recipients.push({ key_id: k.key_id, sealed: toB64(await seal(fromB64(k.public_key), info, data)) });
     }
-    return JSON.stringify({ version: 1, recipients });
+    return JSON.stringify({ version: config.version, recipients });
   }
 
   // A proof of work, asked only of visitors who share one address (an onion service): the first nonce
@@ -165,11 +165,14 @@
     const buttons = (disabled) => {
       for (const b of form.querySelectorAll("[type=submit]")) b.disabled = disabled;
     };
-    const fail = (text) => {
-      say(text, true);
+    // An error takes the focus, so a screen reader reads it out and the person knows where they are.
+    const fail = (message) => {
+      say(message, true);
       buttons(false);
+      if (typeof status.focus === "function") status.focus();
     };
-    say("Your answers are sealed in this browser before they leave it; only the organizers can open them.");
+    const text = config.messages;
+    say(text.ready);
     // Started at once: by the time a person has written their answers, the check is long done.
     const stamp = config.pow ? solvePow(config.pow) : null;
     let stamped = false;
@@ -182,14 +185,13 @@
         return;
       }
       buttons(true);
-      say("Sealing and sending your answers…");
+      say(text.sealing);
       let envelope;
       try {
         envelope = await buildEnvelope(config, collect(form, config.fields));
       } catch {
         // Fail closed: once sealing was promised, the typed answers are never sent as they are.
-        return fail("Your answers could not be sealed in this browser, so nothing was sent. "
-          + "Please reload the page and try again.");
+        return fail(text.cannot_seal);
       }
       const body = new URLSearchParams({
         csrf_token: value("csrf_token"),
@@ -198,12 +200,11 @@
         [config.honeypot]: value(config.honeypot),
       });
       if (stamp) {
-        if (!stamped) say("Finishing a short check that protects this form from spam…");
+        if (!stamped) say(text.checking);
         try {
           body.set("pow", await stamp);
         } catch {
-          return fail("This browser could not finish the anti-spam check, so nothing was sent. "
-            + "Please reload the page and try again.");
+          return fail(text.check_failed);
         }
       }
       let response;
@@ -213,14 +214,12 @@
         });
       } catch {
         // The submission id stays the same, so a retry cannot store the answers twice.
-        return fail("Your answers could not be sent: the connection failed. Nothing you typed was lost "
-          + "on this page. Please try again; they will be stored only once.");
+        return fail(text.network);
       }
       // Asked for JSON, the server answers a stored record with the thank-you page's address.
       const reply = await response.json().catch(() => ({}));
       if (response.ok && typeof reply.thanks === "string") return location.assign(reply.thanks);
-      fail(typeof reply.error === "string" && reply.error ? reply.error
-        : "Your answers were not stored. Nothing you typed was lost on this page. Please try again.");
+      fail(typeof reply.error === "string" && reply.error ? reply.error : text.not_stored);
     });
   }
 
@@ -238,8 +237,7 @@
         form.removeEventListener("submit", hold);
         if (ok) enhance(form, status);
         else {
-          status.textContent = "This browser cannot seal your answers itself: they travel to our server "
-            + "protected by HTTPS, and the server reads them for a moment to seal them before anything is stored.";
+          status.textContent = JSON.parse(form.getAttribute("data-seal")).messages.unsupported;
           status.hidden = false;
         }
       });

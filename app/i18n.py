@@ -1,0 +1,117 @@
+"""The page's language: named by its address (``/ko/…``), else picked from the browser's Accept-Language.
+
+No cookie remembers it: a link carries its language, so a link passed on opens in the language it was
+sent in, and nothing on the device records which language someone read.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from babel.messages.pofile import read_po
+from flask import Flask, Response, current_app, g, request, url_for
+from flask_babel import Babel
+from werkzeug.routing import BaseConverter
+
+from papillon import languages
+from papillon.campaigns import Campaign
+
+babel = Babel()
+TRANSLATIONS = Path(__file__).resolve().parent / "translations"
+
+
+class CatalogError(RuntimeError):
+    """An interface catalog is missing or was not compiled since it last changed."""
+
+
+class LanguageConverter(BaseConverter):
+    """``<lang:lang>`` matches only our language tags, tried before a campaign slug in the same place."""
+
+    regex = "|".join(re.escape(tag) for tag in sorted(languages.NAMES, key=len, reverse=True))
+    weight = 50
+
+
+def init_app(app: Flask) -> None:
+    app.url_map.converters["lang"] = LanguageConverter
+    babel.init_app(app, locale_selector=lambda: languages.CATALOGS[page_language()])
+    app.extensions["papillon.reviewed_catalogs"] = check_catalogs(TRANSLATIONS)
+    app.jinja_env.globals.update(
+        languages=languages.NAMES,
+        page_language=page_language,
+        language_url=language_url,
+        interface_reviewed=interface_reviewed,
+    )
+    app.jinja_env.filters.update(text_lang=text_lang, page_lang=page_lang)
+    app.after_request(mark_language)
+
+
+def check_catalogs(folder: Path) -> set[str]:
+    """The languages whose interface catalog a fluent speaker has reviewed (its header is not ``fuzzy``).
+
+    Refuses to start on a catalog that is missing or older than its ``.po``: the page would quietly be
+    English, or yesterday's wording."""
+    reviewed = {languages.DEFAULT}
+    for tag, catalog in languages.CATALOGS.items():
+        if tag == languages.DEFAULT:
+            continue
+        po = folder / catalog / "LC_MESSAGES" / "messages.po"
+        mo = po.with_suffix(".mo")
+        if not po.is_file():
+            raise CatalogError(f"{po}: the {languages.NAMES[tag]} catalog is missing")
+        if not mo.is_file() or mo.stat().st_mtime < po.stat().st_mtime:
+            raise CatalogError(f"{mo}: not compiled since {po.name} changed; run `make translations`")
+        with po.open("rb") as fh:
+            if not read_po(fh).fuzzy:
+                reviewed.add(tag)
+    return reviewed
+
+
+def page_language() -> str:
+    """The language of the page being answered: the address's, else the browser's first we speak."""
+    if "page_language" not in g:
+        g.page_language = language_in_path() or languages.negotiate(
+            value for value, quality in request.accept_languages if quality > 0
+        )
+    return g.page_language
+
+
+def language_in_path() -> str | None:
+    first = request.path.split("/", 2)[1]
+    return first if first in languages.NAMES else None
+
+
+def interface_reviewed() -> bool:
+    return page_language() in current_app.extensions["papillon.reviewed_catalogs"]
+
+
+def language_url(tag: str) -> str:
+    """The page at hand in another language; the list of campaigns when the page has no address of its own."""
+    endpoint = request.endpoint
+    args = dict(request.view_args or {})
+    if endpoint is None or "lang" not in _arguments(endpoint):
+        endpoint, args = "public.index", {}
+    return url_for(endpoint, **{**args, "lang": tag})
+
+
+def _arguments(endpoint: str) -> set[str]:
+    return {arg for rule in current_app.url_map.iter_rules(endpoint) for arg in rule.arguments}
+
+
+def text_lang(campaign: Campaign) -> dict[str, str]:
+    """``lang`` for a campaign's words when they are not in the page's language (no translation yet);
+    used as ``campaign|text_lang|xmlattr``."""
+    return {} if campaign.language == page_language() else {"lang": campaign.language}
+
+
+def page_lang(campaign: Campaign) -> dict[str, str]:
+    """``lang`` for the site's own words set among a campaign's words in another language."""
+    return {} if campaign.language == page_language() else {"lang": page_language()}
+
+
+def mark_language(response: Response) -> Response:
+    if response.mimetype == "text/html":
+        response.headers["Content-Language"] = page_language()
+    if language_in_path() is None:
+        response.vary.add("Accept-Language")
+    return response
