@@ -48,10 +48,15 @@ run: $(VENV)/.installed translations instance/secret_key demo-key
 	PAPILLON_ALLOW_DEMO_KEY=true $(PY) -m flask --app wsgi init-db
 	PAPILLON_ALLOW_DEMO_KEY=true $(PY) -m flask --app wsgi run --host 127.0.0.1 --port 5000
 
+# axe-core for the accessibility tests, pinned by package-lock.json; never served to visitors.
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
 chromium:
 	@[ -x $(CHROMIUM) ] || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 
-test: $(VENV)/.installed translations chromium
+test: $(VENV)/.installed translations chromium node_modules/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest
@@ -69,4 +74,4 @@ bench: $(VENV)/.installed chromium
 	$(PY) -m benchmarks.pow
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) node_modules build *.egg-info .pytest_cache .ruff_cache

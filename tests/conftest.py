@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 
 import nacl.pwhash
 import pytest
+from browser_support import ChromiumMissing, chromium_path, launch_chromium, serve
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from pages import CAMPAIGNS, ROOT, SHIPPED, form_data, form_tokens
+from playwright.sync_api import Browser, sync_playwright
 from werkzeug.test import TestResponse
 
 from app import create_app
@@ -84,6 +86,28 @@ def submit(client: FlaskClient) -> Callable[..., TestResponse]:
         return client.post(f"/{campaign}/{form}", data=data)
 
     return post
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """Headless Chromium from the system, shared by the tests that drive a real page."""
+    problem = None
+    try:
+        chromium_path()
+    except ChromiumMissing as exc:
+        problem = str(exc)
+    if problem:
+        pytest.fail(problem, pytrace=False)
+    with sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def live_server(app: Flask) -> Iterator[str]:
+    with serve(app) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

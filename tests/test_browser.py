@@ -20,10 +20,7 @@ from browser_support import (
     TYPICAL_ANSWERS,
     TYPICAL_FORM,
     WITHOUT_X25519,
-    ChromiumMissing,
     PageLog,
-    chromium_path,
-    launch_chromium,
     median,
     origin,
     parse_form_body,
@@ -33,7 +30,7 @@ from browser_support import (
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from flask import Flask
 from pages import CAMPAIGNS, decrypt_args
-from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
+from playwright.sync_api import Browser, Page, Route, expect
 
 from app import create_app, pow, security
 from app.storage import db
@@ -50,27 +47,6 @@ SEALING_FIELDS = {"csrf_token", "submission_id", "envelope"}
 
 
 # --- the browser and the live server ---------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Browser]:
-    problem = None
-    try:
-        chromium_path()
-    except ChromiumMissing as exc:
-        problem = str(exc)
-    if problem:
-        pytest.fail(problem, pytrace=False)
-    with sync_playwright() as playwright:
-        browser = launch_chromium(playwright)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def live_server(app: Flask) -> Iterator[str]:
-    with serve(app) as url:
-        yield url
 
 
 @pytest.fixture

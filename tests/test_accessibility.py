@@ -1,0 +1,144 @@
+"""Every page of the shipped campaigns, in every language, as a phone and a screen reader meet it: axe-core finds
+no WCAG 2.2 A/AA violation, nothing scrolls sideways at 360 px, buttons and choices are at least 44 px tall, and
+the page with everything it loads stays under 20 KB gzipped."""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Callable, Iterator
+
+import pytest
+from pages import ROOT
+from playwright.sync_api import Browser, BrowserContext, Page
+
+from papillon import languages
+
+pytestmark = pytest.mark.browser
+
+AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
+WCAG_22_A_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22a", "wcag22aa"]
+PHONE = {"width": 360, "height": 740}
+MIN_TARGET = 44
+MAX_GZIPPED = 20 * 1024
+
+# Every page a person can reach: the list, both campaigns, every form, a thank-you page and a missing page.
+PAGES = [
+    "/",
+    "/declaration/",
+    "/open-letter/",
+    "/declaration/sign",
+    "/open-letter/sign",
+    "/open-letter/testimony",
+    "/open-letter/testimony/thanks",
+    "/nowhere/",
+]
+# Every language: CJK, Hangul, Thai and Latin scripts each lay out (and fail) differently.
+AXE_LANGUAGES = list(languages.NAMES)
+TARGETS = (
+    "button, a.button, a.quick-exit, nav.languages a, .choices label, .field.consent label, "
+    "input[type=text], input[type=email], input[type=tel], textarea"
+)
+
+
+@pytest.fixture
+def phone(shipped_campaigns: None, browser: Browser, live_server: str) -> Iterator[Callable[[], Page]]:
+    """A 360 px wide page. CSP is bypassed only so that axe-core can be added to the page under test."""
+    contexts: list[BrowserContext] = []
+
+    def make() -> Page:
+        if not AXE.is_file():
+            pytest.fail("axe-core is not installed: run `make test` (it runs npm ci)", pytrace=False)
+        context = browser.new_context(base_url=live_server, viewport=PHONE, bypass_csp=True)
+        context.set_default_timeout(10_000)
+        contexts.append(context)
+        return context.new_page()
+
+    yield make
+    for context in contexts:
+        context.close()
+
+
+def axe_violations(page: Page) -> list[str]:
+    page.add_script_tag(path=str(AXE))
+    result = page.evaluate(
+        "async (tags) => (await axe.run(document, { runOnly: { type: 'tag', values: tags } })).violations",
+        WCAG_22_A_AA,
+    )
+    return [f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes']][:3]}" for v in result]
+
+
+def sideways_scroll(page: Page) -> int:
+    return page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+
+
+def small_targets(page: Page) -> list[str]:
+    return page.evaluate(
+        """([selector, least]) => Array.from(document.querySelectorAll(selector))
+            .filter((el) => el.offsetParent !== null && el.getBoundingClientRect().height < least)
+            .map((el) => `${el.tagName.toLowerCase()}.${el.className} "${el.textContent.trim().slice(0, 30)}"`
+                + ` ${el.getBoundingClientRect().height.toFixed(1)}px`)""",
+        [TARGETS, MIN_TARGET],
+    )
+
+
+def open_with_weight(page: Page, path: str) -> int:
+    """Load a page and return the gzipped size of everything it loaded."""
+    bodies: list[bytes] = []
+    page.on("response", lambda response: bodies.append(response.body()))
+    page.goto(path)
+    page.wait_for_load_state("networkidle")
+    return sum(len(gzip.compress(body, 9)) for body in bodies)
+
+
+def invalid_testimony(page: Page, tag: str) -> None:
+    """The no-JavaScript refusal page: only spaces in the one required answer, which only the server refuses."""
+    page.goto(f"/{tag}/open-letter/testimony")
+    page.fill("textarea[name=what_happened]", "   ")
+    page.evaluate("document.querySelector('form.answers').submit()")
+    page.wait_for_selector("#error-summary")
+
+
+@pytest.mark.parametrize("tag", AXE_LANGUAGES)
+def test_axe_finds_no_wcag_violation_on_any_page(phone: Callable[[], Page], tag: str) -> None:
+    page = phone()
+    found = {}
+    for path in PAGES:
+        page.goto(f"/{tag}{path}")
+        if path.endswith(("sign", "testimony")):
+            page.wait_for_selector("#seal-status:not([hidden])")
+        if violations := axe_violations(page):
+            found[path] = violations
+    invalid_testimony(page, tag)
+    if violations := axe_violations(page):
+        found["the refused testimony"] = violations
+    assert found == {}
+
+
+@pytest.mark.parametrize("tag", list(languages.NAMES))
+def test_every_page_fits_a_360_px_phone_with_large_targets_and_a_small_weight(
+    phone: Callable[[], Page], tag: str
+) -> None:
+    page = phone()
+    problems = {}
+    for path in PAGES:
+        weight = open_with_weight(page, f"/{tag}{path}")
+        if weight > MAX_GZIPPED:
+            problems[path, "gzipped bytes"] = weight
+        if scroll := sideways_scroll(page):
+            problems[path, "sideways scroll px"] = scroll
+        if small := small_targets(page):
+            problems[path, "targets under 44 px"] = small
+    invalid_testimony(page, tag)
+    if small := small_targets(page):
+        problems["the refused testimony", "targets under 44 px"] = small
+    assert problems == {}
+
+
+def test_the_error_summary_takes_the_focus_and_links_to_each_field(phone: Callable[[], Page]) -> None:
+    page = phone()
+    invalid_testimony(page, "ko")
+    assert page.evaluate("document.activeElement.id") == "error-summary"
+    link = page.locator("#error-summary a")
+    assert link.count() == 1
+    assert link.get_attribute("href") == "#what_happened"
+    assert page.locator("#what_happened").get_attribute("aria-invalid") == "true"
