@@ -1,4 +1,4 @@
-"""Server-side staff commands: ``flask --app wsgi init-db | export | purge | status``."""
+"""Server-side staff commands: ``flask --app wsgi init-db | export | purge | status | translation-template``."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from flask import Flask, current_app
 from flask.cli import with_appcontext
 
 from app.storage import PurgeIncomplete, db
-from papillon import bundle
+from papillon import bundle, languages
+from papillon.campaigns import CampaignError, translation_template
 
 
 @click.command("init-db")
@@ -109,6 +110,24 @@ def status() -> None:
         click.echo(f"{campaign}/{form}: {n} {'exported' if exported else 'waiting for export'}")
 
 
+@click.command("translation-template")
+@click.argument("campaign")
+@click.argument("language", type=click.Choice([tag for tag in languages.NAMES if tag != languages.DEFAULT]))
+@with_appcontext
+def translation_template_command(campaign: str, language: str) -> None:
+    """Print a translation file for CAMPAIGN in LANGUAGE, to save as CAMPAIGN.LANGUAGE.toml beside the campaign:
+    the texts already translated, the original's words for the rest (docs/campaigns.md)."""
+    found = current_app.extensions["papillon.campaigns"].get(campaign)
+    if found is None:
+        raise click.ClickException(
+            f"no campaign {campaign!r}; the campaigns are: {', '.join(current_app.extensions['papillon.campaigns'])}"
+        )
+    try:
+        click.echo(translation_template(found, language), nl=False)
+    except CampaignError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
 def init_app(app: Flask) -> None:
-    for command in (init_db, export, purge, status):
+    for command in (init_db, export, purge, status, translation_template_command):
         app.cli.add_command(command)

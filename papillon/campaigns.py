@@ -475,12 +475,14 @@ def translation_template(campaign: Campaign, language: str) -> str:
         raise CampaignError(f"{language!r} is not one of {', '.join(set(languages.NAMES) - {campaign.language})}")
     existing = campaign.translations.get(language)
     texts = existing.texts if existing else {}
+    reviewed = bool(existing and existing.reviewed)
     lines = [
         f"# {languages.NAMES[language]} ({language}) translation of {campaign.slug}.toml.",
+        *([] if reviewed else ["# DRAFT: not yet checked by a fluent speaker."]),
         "# Write each text in this language in place of the original's words; delete a line to show the original.",
         "# Keep reviewed = false until a fluent speaker has checked every text here, then set it to true.",
         f'language = "{language}"',
-        f"reviewed = {'true' if existing and existing.reviewed else 'false'}",
+        f"reviewed = {'true' if reviewed else 'false'}",
     ]
     table = ""
     for key, original in campaign.text_keys().items():

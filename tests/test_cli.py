@@ -6,13 +6,14 @@ import datetime as dt
 import json
 import os
 import pty
+import shutil
 import subprocess
 import sys
 
-from pages import ROOT
+from pages import CAMPAIGNS, ROOT
 
 from app.storage import db
-from papillon import bundle, envelope
+from papillon import bundle, campaigns, envelope
 from papillon.keys import key_id, raw_public_bytes
 
 
@@ -226,3 +227,31 @@ def test_exported_server_sealed_rows_still_open_from_the_bundle(runner, app, sub
     doc = envelope.open_envelope(envelope.parse(record.envelope), organizer_key, "petition", "testimony")
     assert doc["answers"]["what_happened"] == "Zqv from the bundle"
     assert b"Zqv from the bundle" not in out.read_bytes()
+
+
+def test_translation_template_prints_a_file_that_loads_as_that_languages_translation(runner, app, tmp_path):
+    result = runner.invoke(args=["translation-template", "petition", "ko"])
+    assert result.exit_code == 0, result.output
+    assert 'language = "ko"' in result.output
+    assert "reviewed = false" in result.output
+    assert "테스트 청원" in result.output  # what the Korean file already says is kept
+    folder = tmp_path / "campaigns"
+    shutil.copytree(CAMPAIGNS, folder)
+    (folder / "petition.ko.toml").write_text(result.output, encoding="utf-8")
+    (folder / "letter.th.toml").write_text(
+        runner.invoke(args=["translation-template", "letter", "th"]).output, encoding="utf-8"
+    )
+    loaded = campaigns.load_dir(folder)
+    assert loaded["petition"].untranslated("ko") == []
+    letter = loaded["letter"].translations["th"]
+    assert letter.reviewed is False
+    assert letter.texts["forms.sign.fields.name.label"] == "Your name"  # to be written over by the translator
+
+
+def test_translation_template_refuses_an_unknown_campaign_or_language(runner, app):
+    unknown = runner.invoke(args=["translation-template", "nowhere", "ko"])
+    assert unknown.exit_code != 0
+    assert "no campaign 'nowhere'" in unknown.output
+    english = runner.invoke(args=["translation-template", "petition", "en"])
+    assert english.exit_code != 0
+    assert "'en' is not one of" in english.output
