@@ -8,9 +8,11 @@ import gzip
 from collections.abc import Callable, Iterator
 
 import pytest
+from flask import Flask
 from pages import ROOT
 from playwright.sync_api import Browser, BrowserContext, Page
 
+from app.views import SEAL_MESSAGES
 from papillon import languages
 
 pytestmark = pytest.mark.browser
@@ -142,3 +144,18 @@ def test_the_error_summary_takes_the_focus_and_links_to_each_field(phone: Callab
     assert link.count() == 1
     assert link.get_attribute("href") == "#what_happened"
     assert page.locator("#what_happened").get_attribute("aria-invalid") == "true"
+
+
+def test_the_sealing_status_is_announced_to_screen_readers_in_the_page_language(
+    phone: Callable[[], Page], app: Flask
+) -> None:
+    page = phone()
+    page.goto("/th/open-letter/testimony")
+    status = page.locator("#seal-status")
+    page.wait_for_selector("#seal-status:not([hidden])")
+    assert status.get_attribute("role") == "status"
+    assert status.get_attribute("aria-live") == "polite"
+    with app.test_request_context("/th/"):
+        expected = str(SEAL_MESSAGES["ready"])
+    assert status.inner_text() == expected
+    assert "Your answers" not in expected

