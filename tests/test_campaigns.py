@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from papillon import campaigns as c
+from papillon import languages
 from papillon.campaigns import CampaignError, Field, Form
 
 CAMPAIGNS_DIR = Path(__file__).resolve().parent.parent / "app" / "campaigns"
@@ -393,3 +394,146 @@ def test_a_campaign_file_that_is_not_utf8_is_refused_naming_the_file(tmp_path):
     with pytest.raises(CampaignError, match="not UTF-8") as err:
         c.load_file(path)
     assert str(path) in str(err.value)
+
+
+# --- translations ------------------------------------------------------------------------
+
+OTHER_LANGUAGES = [tag for tag in languages.NAMES if tag != "en"]
+TRANSLATION = """
+language = "fr"
+reviewed = false
+title = "Démo"
+[forms.sign.fields.name]
+label = "Nom"
+"""
+
+
+@pytest.mark.parametrize("tag", OTHER_LANGUAGES)
+def test_every_shipped_campaign_is_translated_into_every_language(shipped, tag):
+    for campaign in shipped.values():
+        assert tag in campaign.translations, f"{campaign.slug}.{tag}.toml is missing"
+        assert campaign.untranslated(tag) == [], campaign.slug
+        texts = campaign.translations[tag].texts
+        assert texts["title"] != campaign.title and texts["body"] != campaign.body, f"{campaign.slug}.{tag}.toml"
+
+
+@pytest.mark.parametrize("tag", OTHER_LANGUAGES)
+def test_a_shipped_translation_not_yet_reviewed_says_so_in_its_file(shipped, tag):
+    for campaign in shipped.values():
+        if not campaign.translations[tag].reviewed:
+            text = (CAMPAIGNS_DIR / f"{campaign.slug}.{tag}.toml").read_text(encoding="utf-8")
+            assert "DRAFT" in text.split("language =", 1)[0], f"{campaign.slug}.{tag}.toml"
+
+
+def test_translations_leave_the_original_words_untouched(shipped):
+    """The organizers' English stays as they wrote it, whatever the translation files hold."""
+    declaration = shipped["declaration"]
+    assert declaration.language == "en"
+    for paragraph in [*DECLARATION_PREAMBLE, *CALLS_FOR_JUSTICE]:
+        assert any(p.startswith(paragraph) for p in declaration.paragraphs())
+    assert declaration.localized("en") is declaration
+
+
+def test_a_translation_changes_words_and_never_ids_names_or_rules(tmp_path):
+    write_campaign(tmp_path, MINIMAL.format(fields=TEXT_FIELD + CHOICE_FIELD))
+    (tmp_path / "demo.fr.toml").write_text(TRANSLATION + '[forms.sign.fields.pick.choices]\nyes = "Oui"\n')
+    campaign = c.load_dir(tmp_path)["demo"]
+    french = campaign.localized("fr")
+    assert (french.title, french.language, french.reviewed) == ("Démo", "fr", False)
+    assert french.body == campaign.body and french.body_language == "en"
+    form, original = french.forms["sign"], campaign.forms["sign"]
+    assert [(f.name, f.type, f.required, f.max_length) for f in form.fields] == [
+        (f.name, f.type, f.required, f.max_length) for f in original.fields
+    ]
+    pick = form.fields[1]
+    assert [(ch.id, ch.label) for ch in pick.choices] == [("yes", "Oui"), ("no", "No")]
+    assert pick.check("yes") is None and pick.check("Oui") == "Please choose from the list."
+    assert campaign.localized("ko") is campaign
+
+
+CHOICE_FIELD = """
+[[forms.fields]]
+name = "pick"
+type = "single_choice"
+label = "Pick"
+
+[forms.fields.choices]
+yes = "Yes"
+no = "No"
+"""
+
+
+@pytest.mark.parametrize(
+    ("translation", "message"),
+    [
+        (TRANSLATION + '[forms.sign.fields.nmae]\nlabel = "Nom"\n', "forms.sign.fields.nmae.label: the campaign has"),
+        (TRANSLATION + '[forms.other]\ntitle = "Autre"\n', "forms.other.title: the campaign has no such text"),
+        (TRANSLATION.replace("reviewed = false", 'reviewed = "no"'), "reviewed: must be true or false"),
+        (TRANSLATION.replace("reviewed = false\n", ""), "reviewed: must be true or false"),
+        (TRANSLATION.replace('language = "fr"', 'language = "es"'), "does not match the file name"),
+        (TRANSLATION.replace('title = "Démo"', 'title = ""'), "title: must be a text"),
+        (TRANSLATION.replace('title = "Démo"', "body = 3"), "body: must be a text"),
+    ],
+)
+def test_a_translation_that_does_not_fit_its_campaign_is_refused_by_name(tmp_path, translation, message):
+    write_campaign(tmp_path, MINIMAL.format(fields=TEXT_FIELD))
+    (tmp_path / "demo.fr.toml").write_text(translation, encoding="utf-8")
+    with pytest.raises(CampaignError, match=r"demo\.fr\.toml") as caught:
+        c.load_dir(tmp_path)
+    assert message in str(caught.value)
+
+
+@pytest.mark.parametrize(("name", "message"), [("demo.de.toml", "'de' is not one of"), ("demo.en.toml", "itself")])
+def test_a_translation_into_a_language_we_do_not_serve_or_the_original_is_refused(tmp_path, name, message):
+    write_campaign(tmp_path, MINIMAL.format(fields=TEXT_FIELD))
+    (tmp_path / name).write_text(TRANSLATION.replace('language = "fr"\n', ""), encoding="utf-8")
+    with pytest.raises(CampaignError, match=message):
+        c.load_dir(tmp_path)
+
+
+def test_a_translation_of_no_campaign_is_refused(tmp_path):
+    write_campaign(tmp_path, MINIMAL.format(fields=TEXT_FIELD))
+    (tmp_path / "demos.fr.toml").write_text(TRANSLATION, encoding="utf-8")
+    with pytest.raises(CampaignError, match=r"there is no demos\.toml"):
+        c.load_dir(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("choices", "message"),
+    [
+        ('[forms.fields.choices]\n"Yes please" = "Yes"\n', "an id must be lower case"),
+        ('[forms.fields.choices]\nyes = ""\n', "the label must be a text"),
+        ('choices = "yes"\n', "must be a table"),
+    ],
+)
+def test_choice_ids_and_labels_are_checked(tmp_path, choices, message):
+    field = '\n[[forms.fields]]\nname = "pick"\ntype = "single_choice"\nlabel = "Pick"\n' + choices
+    write_campaign(tmp_path, MINIMAL.format(fields=field))
+    with pytest.raises(CampaignError, match=message):
+        c.load_dir(tmp_path)
+
+
+def test_a_list_of_choices_from_before_ids_makes_each_label_its_own_id():
+    """Bundles exported before choice ids carry lists; each label is its own id, as it was sealed."""
+    data = {
+        "slug": "old",
+        "title": "Old",
+        "body": "B",
+        "forms": [
+            {
+                "slug": "s",
+                "title": "S",
+                "fields": [
+                    {
+                        "name": "p",
+                        "type": "single_choice",
+                        "label": "P",
+                        "choices": ["An individual", "An organization"],
+                    }
+                ],
+            }
+        ],
+    }
+    field = c.from_dict(data, "bundle").forms["s"].fields[0]
+    assert field.choice_ids == ("An individual", "An organization")
+    assert field.check("An individual") is None
