@@ -89,13 +89,14 @@ def language_url(tag: str) -> str:
     """The page at hand in another language; the list of campaigns when the page has no address of its own."""
     endpoint = request.endpoint
     args = dict(request.view_args or {})
-    if endpoint is None or "lang" not in _arguments(endpoint):
+    if endpoint is None or not takes_language(endpoint):
         endpoint, args = "public.index", {}
     return url_for(endpoint, **{**args, "lang": tag})
 
 
-def _arguments(endpoint: str) -> set[str]:
-    return {arg for rule in current_app.url_map.iter_rules(endpoint) for arg in rule.arguments}
+def takes_language(endpoint: str) -> bool:
+    """Whether a page has an address with a language in it (the health check, for one, has not)."""
+    return any("lang" in rule.arguments for rule in current_app.url_map.iter_rules(endpoint))
 
 
 def text_lang(campaign: Campaign) -> dict[str, str]:

@@ -87,7 +87,7 @@ def take_language(endpoint: str | None, values: dict | None) -> None:
 @bp.url_defaults
 def keep_language(endpoint: str, values: dict) -> None:
     """Links from a page whose address names its language keep naming it."""
-    if "lang" not in values and (tag := i18n.language_in_path()) and endpoint != "public.healthz":
+    if "lang" not in values and (tag := i18n.language_in_path()) and i18n.takes_language(endpoint):
         values["lang"] = tag
 
 

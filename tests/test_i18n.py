@@ -150,6 +150,32 @@ def test_a_form_opened_in_one_language_can_be_sent_from_another(
     assert doc["answers"]["signing_as"] == "organization"
 
 
+def test_the_stored_row_does_not_say_which_language_the_answer_came_in(client: FlaskClient, app: Flask) -> None:
+    """A seized database must not tell a Korean witness's row from an English one: the language is sealed."""
+    for tag in ("en", "ko"):
+        page = client.get(f"/{tag}/petition/testimony").get_data(as_text=True)
+        assert client.post(f"/{tag}/petition/testimony", data={**form_tokens(page), "what_happened": "x"}).status_code
+    rows = stored_rows(app)
+    assert len(rows) == 2
+    visible = [(r.campaign, r.form, r.received_on, r.sealed_by, r.exported, len(r.envelope)) for r in rows]
+    assert visible[0] == visible[1]
+    assert all(set(json.loads(r.envelope)) == {"version", "recipients"} for r in rows)
+
+
+@pytest.mark.parametrize("status", [400, 404, 405, 413, 429, 500, 503])
+@pytest.mark.parametrize("tag", [t for t in languages.NAMES if t != "en"])
+def test_every_error_page_speaks_the_page_language(app: Flask, status: int, tag: str) -> None:
+    from app.views import STATUS_MESSAGES, error_response
+
+    with app.test_request_context(f"/{tag}/"):
+        body, code = error_response(status)
+        english = STATUS_MESSAGES[status]._args[0]
+        translated = gettext(english)
+    assert code == status
+    assert translated != english
+    assert html.escape(translated, quote=False) in body
+
+
 def test_the_page_gives_the_browser_its_language_and_its_messages(client: FlaskClient, app: Flask) -> None:
     page = client.get("/th/petition/testimony").get_data(as_text=True)
     seal = json.loads(html.unescape(re.search(r'data-seal="([^"]+)"', page)[1]))

@@ -131,6 +131,15 @@ def test_a_burst_is_answered_429_with_the_kind_page(config: dict[str, object]) -
     assert client.get("/petition/").status_code == 200
 
 
+def test_switching_language_does_not_reset_the_count(config: dict[str, object]) -> None:
+    """A spammer cycling through /ko/, /th/ and no language at all posts to one form, counted once."""
+    app = make_app(config, RATELIMIT_ENABLED=True, RATELIMIT_SUBMIT="3 per minute")
+    client = app.test_client()
+    paths = ["/petition/sign", "/ko/petition/sign", "/th/petition/sign", "/zh-Hant/petition/sign", "/es/petition/sign"]
+    statuses = [client.post(path, data={"name": "x"}).status_code for path in paths]
+    assert statuses == [400, 400, 400, 429, 429]
+
+
 def test_the_limited_script_gets_json(config: dict[str, object]) -> None:
     app = make_app(config, RATELIMIT_ENABLED=True, RATELIMIT_SUBMIT="1 per minute")
     client = app.test_client()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 from html.parser import HTMLParser
+from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
@@ -187,6 +189,14 @@ def test_form_page_carries_the_sealing_settings_for_the_browser(client, app, org
     assert seal["keys"] == [{"key_id": public.key_id, "public_key": public.to_b64()}]
     assert seal["pad_block"] == envelope.PAD_BLOCK
     assert seal["form_version"] == definition(app, campaign, form).version
+
+
+def test_static_files_are_addressed_by_their_content_so_no_stale_script_meets_a_new_page(client, app):
+    page = client.get("/petition/sign").get_data(as_text=True)
+    for name in ("seal.js", "exit.js", "papillon.css"):
+        digest = hashlib.sha256((Path(app.static_folder) / name).read_bytes()).hexdigest()[:12]
+        assert f"/static/{name}?v={digest}" in page
+        assert client.get(f"/static/{name}?v={digest}").status_code == 200
 
 
 def test_form_page_shows_the_key_fingerprint(client, organizer_key):
