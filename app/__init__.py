@@ -38,6 +38,12 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
         app.extensions["papillon.campaigns"] = campaigns.load_dir(app.config["PAPILLON_CAMPAIGNS_DIR"])
     except (keys.KeyFileError, campaigns.CampaignError) as exc:
         raise StartupError(str(exc)) from exc
+    # Each campaign as each language's readers see it, built once: pages only look them up.
+    app.extensions["papillon.localized"] = {
+        (campaign.slug, language): campaign.localized(language)
+        for campaign in app.extensions["papillon.campaigns"].values()
+        for language in languages.NAMES
+    }
     app.extensions["papillon.forms"] = _form_classes(app)
     _refuse_demo_keys(app)
 
@@ -97,6 +103,6 @@ def _form_classes(app: Flask) -> dict[tuple[str, str, str], type[AnswersForm]]:
                     f"campaign {campaign.slug}, form {form.slug}: field name {clash.pop()!r} is reserved"
                 )
             for language in languages.NAMES:
-                shown = campaign.localized(language).forms[form.slug]
+                shown = app.extensions["papillon.localized"][campaign.slug, language].forms[form.slug]
                 classes[campaign.slug, form.slug, language] = form_class(shown, honeypot)
     return classes

@@ -96,7 +96,8 @@ def campaigns() -> dict[str, Campaign]:
 
 
 def localized(campaign: Campaign) -> Campaign:
-    return campaign.localized(i18n.page_language())
+    """The campaign in the page's language, as built at start-up."""
+    return current_app.extensions["papillon.localized"][campaign.slug, i18n.page_language()]
 
 
 def public_keys() -> list[PublicKey]:
@@ -222,7 +223,7 @@ def form(campaign_slug: str, form_slug: str):
     campaign, form = _lookup(campaign_slug, form_slug)
     if request.method == "POST":
         check_form_body(form, current_app.config["PAPILLON_HONEYPOT_FIELD"])
-    wtf: AnswersForm = current_app.extensions["papillon.forms"][campaign.slug, form.slug, campaign.language]()
+    wtf: AnswersForm = current_app.extensions["papillon.forms"][campaign.slug, form.slug, i18n.page_language()]()
     if request.method != "POST":
         wtf.submission_id.data = new_submission_id()
         return _render_form(campaign, form, wtf)
