@@ -72,6 +72,7 @@ format: $(VENV)/.installed
 bench: $(VENV)/.installed chromium
 	$(PY) -m benchmarks.seal
 	$(PY) -m benchmarks.pow
+	$(PY) -m benchmarks.decrypt
 
 clean:
 	rm -rf $(VENV) node_modules build *.egg-info .pytest_cache .ruff_cache

@@ -3,6 +3,9 @@
 A bundle is UTF-8 JSON Lines: a header, one line per record, and a trailer holding
 the SHA-256 of every byte before it, so a truncated or altered copy is refused.
 The header carries the campaign definitions, so the laptop needs nothing else.
+Bundles are read as streams, a line at a time, so a bundle of any size reads in
+the same memory: ``verify`` (or ``survey``, which reports damage instead of refusing)
+first, then ``records``.
 """
 
 from __future__ import annotations
@@ -12,8 +15,8 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
@@ -102,42 +105,157 @@ def write(
     return count
 
 
-def read(path: str | Path) -> Bundle:
-    """Read and verify a bundle; any damage raises BundleError before a record is used."""
+@dataclass
+class Survey:
+    """What one streaming pass found in a bundle: its header and, for a damaged one, what is wrong and where.
+
+    ``places`` (campaign, form) and ``sealed_to`` (key ids) are collected on the way, so the laptop can check
+    its outputs and its key before it opens anything."""
+
+    path: Path
+    created_on: str = ""
+    key_ids: list[str] = field(default_factory=list)
+    campaigns: dict[str, dict] = field(default_factory=dict)
+    count: int = 0
+    places: set[tuple[str, str]] = field(default_factory=set)
+    sealed_to: set[str] = field(default_factory=set)
+    damage: list[str] = field(default_factory=list)  # the file as a whole: truncated, checksum, count
+    problems: list[str] = field(default_factory=list)  # single lines, by number
+    bad_lines: set[int] = field(default_factory=set)
+
+    @property
+    def intact(self) -> bool:
+        return not (self.damage or self.problems)
+
+    @property
+    def report(self) -> list[str]:
+        return [*self.damage, *self.problems]
+
+
+def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    """Each line of a file with its number, read in chunks; a last line without its newline comes as is."""
     try:
-        data = Path(path).read_bytes()
+        with path.open("rb", buffering=1 << 20) as fh:
+            yield from enumerate(fh, 1)
     except OSError as exc:
         raise BundleError(f"{path}: cannot be read: {exc.strerror}") from exc
-    lines = data.split(b"\n")
-    if len(lines) < 3 or lines[-1] != b"":
-        raise BundleError(f"{path}: incomplete bundle (truncated?)")
-    body, trailer = lines[:-2], lines[-2]
+
+
+def survey(path: str | Path) -> Survey:
+    """Read a bundle once, in constant memory, and report every problem instead of stopping at the first."""
+    path = Path(path)
+    found = Survey(path)
+    digest = hashlib.sha256()
+    previous: tuple[int, bytes] | None = None
+    records = 0
+    for number, line in _lines(path):
+        if previous is not None:
+            digest.update(previous[1])
+            if previous[0] > 1:
+                records += 1
+                _survey_record(found, *previous)
+        elif not line.endswith(b"\n"):
+            break
+        if number == 1:
+            _survey_header(found, line)
+        previous = (number, line)
+    if previous is None or previous[0] < 2 or not previous[1].endswith(b"\n"):
+        found.damage.append(f"{path}: incomplete bundle (truncated?)")
+        if previous is not None and previous[0] > 1:
+            records += 1
+            _survey_record(found, *previous)
+        return found
     try:
-        expected = json.loads(trailer)["sha256"]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise BundleError(f"{path}: the checksum line is missing (truncated?)") from exc
-    actual = hashlib.sha256(b"".join(line + b"\n" for line in body)).hexdigest()
-    if actual != expected:
-        raise BundleError(f"{path}: checksum mismatch: the bundle was altered or damaged")
+        expected = json.loads(previous[1])["sha256"]
+    except (ValueError, KeyError, TypeError):
+        found.damage.append(f"{path}: the checksum line is missing (truncated?)")
+        records += 1
+        _survey_record(found, *previous)
+        return found
+    if digest.hexdigest() != expected:
+        found.damage.append(f"{path}: checksum mismatch: the bundle was altered or damaged")
+    if found.created_on and found.count != records:
+        found.damage.append(f"{path}: the header counts {found.count} records, found {records}")
+    return found
+
+
+def _survey_header(found: Survey, line: bytes) -> None:
     try:
-        header = json.loads(body[0])
-        rows = [json.loads(line) for line in body[1:]]
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BundleError(f"{path}: a line is not valid JSON") from exc
+        header = json.loads(line)
+    except (ValueError, UnicodeDecodeError):
+        found.problems.append(f"{found.path}: line 1: not valid JSON")
+        found.bad_lines.add(1)
+        return
+    problem = None
     if not isinstance(header, dict) or header.get("format") != FORMAT:
-        raise BundleError(f"{path}: not a Papillon export bundle")
-    if header.get("version") != VERSION:
-        raise BundleError(f"{path}: bundle version {_short(header.get('version'))} is not supported")
-    _check_header(header, path)
-    if header["count"] != len(rows):
-        raise BundleError(f"{path}: the header counts {header['count']} records, found {len(rows)}")
-    for number, row in enumerate(rows, 2):
-        _check_record(row, f"{path}: line {number}")
+        problem = f"{found.path}: not a Papillon export bundle"
+    elif header.get("version") != VERSION:
+        problem = f"{found.path}: bundle version {_short(header.get('version'))} is not supported"
+    else:
+        try:
+            _check_header(header, found.path)
+        except BundleError as exc:
+            problem = str(exc)
+    if problem:
+        found.problems.append(problem)
+        found.bad_lines.add(1)
+        return
+    found.created_on = header["created_on"]
+    found.key_ids = list(header["key_ids"])
+    found.campaigns = dict(header["campaigns"])
+    found.count = header["count"]
+
+
+def _survey_record(found: Survey, number: int, line: bytes) -> None:
+    try:
+        row = json.loads(line)
+        _check_record(row, f"{found.path}: line {number}")
+    except (ValueError, UnicodeDecodeError) as exc:
+        message = str(exc) if isinstance(exc, BundleError) else f"{found.path}: line {number}: not valid JSON"
+        found.problems.append(message)
+        found.bad_lines.add(number)
+        return
+    found.places.add((row["campaign"], row["form"]))
+    try:
+        recipients = json.loads(row["envelope"]).get("recipients", [])
+        found.sealed_to.update(r["key_id"] for r in recipients if isinstance(r.get("key_id"), str))
+    except (ValueError, AttributeError, TypeError):
+        pass  # an envelope the laptop cannot parse is reported when it is opened
+
+
+def verify(path: str | Path) -> Survey:
+    """Stream through a bundle and refuse it, naming the first problem, unless every byte is as written."""
+    found = survey(path)
+    if not found.intact:
+        raise BundleError(found.report[0])
+    return found
+
+
+def records(found: Survey) -> Iterator[Record]:
+    """The well-formed records of a surveyed bundle, a line at a time (a damaged line is skipped: the survey
+    names it)."""
+    last = found.count + 1 if found.intact else None
+    for number, line in _lines(found.path):
+        if number == 1 or number in found.bad_lines:
+            continue
+        if last is not None and number > last:
+            return
+        try:
+            row = json.loads(line)
+            _check_record(row, "")
+        except (ValueError, UnicodeDecodeError):
+            continue  # the checksum trailer, or a line the survey already named
+        yield Record(**{k: row[k] for k in RECORD_KEYS})
+
+
+def read(path: str | Path) -> Bundle:
+    """Read and verify a whole bundle into memory (for the server's tests and small tools; the laptop streams)."""
+    found = verify(path)
     return Bundle(
-        created_on=header["created_on"],
-        key_ids=list(header["key_ids"]),
-        campaigns=dict(header["campaigns"]),
-        records=[Record(**{k: r[k] for k in RECORD_KEYS}) for r in rows],
+        created_on=found.created_on,
+        key_ids=found.key_ids,
+        campaigns=found.campaigns,
+        records=list(records(found)),
     )
 
 

@@ -17,7 +17,8 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hpke
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from papillon.keys import PublicKey, key_id, raw_public_bytes
+from papillon.keys import PublicKey, raw_public_bytes
+from papillon.keys import key_id as _key_id
 
 VERSION = 2
 VERSIONS = (1, 2)
@@ -124,10 +125,13 @@ def parse(
     return Envelope(sealed, doc["version"])
 
 
-def open_envelope(envelope: Envelope, private: X25519PrivateKey, campaign: str, form: str) -> dict:
-    """Open with one private key and return the plaintext document."""
+def open_envelope(
+    envelope: Envelope, private: X25519PrivateKey, campaign: str, form: str, key_id: str | None = None
+) -> dict:
+    """Open with one private key and return the plaintext document (``key_id``: the key's id, if known, saves
+    deriving it again for every record)."""
     place = info(campaign, form, envelope.version)
-    kid = key_id(raw_public_bytes(private.public_key()))
+    kid = key_id or _key_id(raw_public_bytes(private.public_key()))
     ct = envelope.sealed.get(kid)
     if ct is None:
         raise EnvelopeError(f"the record is not sealed to key {kid}")

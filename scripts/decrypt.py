@@ -1,24 +1,38 @@
-"""Open an export bundle on the offline laptop and write one spreadsheet per form.
+"""Open export bundles on the offline laptop and write one spreadsheet per form.
 
-    python scripts/decrypt.py BUNDLE [BUNDLE ...] --key KEYFILE --out DIR [--passphrase-file FILE]
+    python scripts/decrypt.py BUNDLE [BUNDLE ...] --key KEYFILE --out DIR
+        [--passphrase-file FILE] [--jobs N] [--salvage] [--jsonl]
 
-Writes DIR/<campaign>-<form>.csv (UTF-8 with BOM, so spreadsheets show every script)
-and DIR/summary.txt. A choice shows as its label in the campaign's own language, whatever
-language the page was read in; the Language column says which that was. Needs no network
-and uses only Papillon's format modules.
+Writes DIR/<campaign>-<form>.csv (UTF-8 with BOM, so spreadsheets show every script),
+with --jsonl DIR/<campaign>-<form>.jsonl too, and DIR/summary.txt. A choice shows as
+its label in the campaign's own language, whatever language the page was read in; the
+Language column says which that was. Bundles are read as streams and records opened on
+every core, so memory stays the same whatever the bundle's size. Needs no network and
+uses only Papillon's format modules.
+
+Exit codes: 0 every record opened; 1 some did not (the outputs are written and
+summary.txt lists each one and why); 2 nothing was written.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import csv
 import getpass
+import hashlib
+import json
+import multiprocessing
 import os
 import re
+import secrets
 import sys
+import threading
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO, Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -28,18 +42,22 @@ from papillon import bundle, campaigns, envelope, keys
 # full-width forms that some spreadsheets read the same way).
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-TRAILING_COLUMNS = ["Language", "Date received", "Sealed by", "Record id", "Check"]
+TRAILING_COLUMNS = [
+    "Language",
+    "Form version",
+    "Date received",
+    "Sealed by",
+    "Record id",
+    "Possible duplicate",
+    "Check",
+]
+EXIT_OK, EXIT_SOME_FAILED, EXIT_NOTHING_WRITTEN = 0, 1, 2
+BATCH = 64  # records per task sent to a worker: large enough that passing them costs little
+IN_FLIGHT = 64  # tasks queued ahead of the writer, so memory stays bounded however large the bundle
 
 
 class Refusal(Exception):
     """A problem to report in one line, with no traceback."""
-
-
-@dataclass
-class Sheet:
-    columns: list[str]
-    labels: list[str]
-    rows: list[list[str]] = field(default_factory=list)
 
 
 def cell(value: object) -> str:
@@ -85,27 +103,7 @@ def load_private(path: Path, passphrase_file: Path | None) -> keys.PrivateKey:
         raise Refusal(str(exc)) from exc
 
 
-def read_bundles(paths: list[Path]) -> tuple[list[bundle.Record], dict[str, dict], set[str]]:
-    records: dict[str, bundle.Record] = {}
-    definitions: dict[str, dict] = {}
-    key_ids: set[str] = set()
-    for path in paths:
-        try:
-            data = bundle.read(path)
-        except bundle.BundleError as exc:
-            raise Refusal(f"{exc}. Nothing was written.") from exc
-        definitions.update(data.campaigns)
-        key_ids.update(data.key_ids)
-        for record in data.records:
-            records.setdefault(record.id, record)
-    return list(records.values()), definitions, key_ids
-
-
-def sheet_for(definition: campaigns.Form | None, answers: dict) -> Sheet:
-    if definition is None:
-        names = sorted(answers)
-        return Sheet(columns=names, labels=names)
-    return Sheet(columns=[f.name for f in definition.fields], labels=[f.label for f in definition.fields])
+# --- opening: the same work in this process or in a worker -------------------------------------------------------
 
 
 def choices_as_ids(definition: campaigns.Form, answers: dict) -> dict:
@@ -121,9 +119,8 @@ def choices_as_ids(definition: campaigns.Form, answers: dict) -> dict:
     return out
 
 
-def shown(definition: campaigns.Form | None, name: str, value: object) -> object:
+def shown(f: campaigns.Field | None, value: object) -> object:
     """A choice as its label in the campaign's own language, whatever language the page was in."""
-    f = next((f for f in definition.fields if f.name == name), None) if definition else None
     if f is None or not f.choices:
         return value
     if isinstance(value, str):
@@ -133,71 +130,157 @@ def shown(definition: campaigns.Form | None, name: str, value: object) -> object
     return value
 
 
-def open_all(
-    records: list[bundle.Record], definitions: dict[str, dict], private: keys.PrivateKey
-) -> tuple[dict, Counter, list[str]]:
-    forms: dict[tuple[str, str], campaigns.Form] = {}
-    for slug, raw in definitions.items():
-        try:
-            for form in campaigns.from_dict(raw, f"bundle campaign {slug}").forms.values():
-                forms[slug, form.slug] = form
-        except campaigns.CampaignError as exc:
-            print(f"Warning: {plain(exc)}; its answers are written without labels or checks.", file=sys.stderr)
-    sheets: dict[tuple[str, str], Sheet] = {}
-    tally: Counter = Counter()
-    failures: list[str] = []
-    step = max(1, len(records) // 20)
-    for n, record in enumerate(records, 1):
-        place = (record.campaign, record.form)
+def identities(definition: campaigns.Form) -> dict[str, list[str]]:
+    """Which answers say who signed: an email field, and a name field with an organization field beside it."""
+    names = {f.name for f in definition.fields}
+    found = {}
+    if emails := [f.name for f in definition.fields if f.type == campaigns.EMAIL]:
+        found["email"] = emails[:1]
+    organization = next((n for n in ("organization", "organization_name") if n in names), None)
+    if "name" in names and organization:
+        found["name and organization"] = ["name", organization]
+    return found
+
+
+@dataclass
+class Row:
+    """One opened record, made ready for its spreadsheet where it was opened, so the writer only writes."""
+
+    columns: list[str]  # the answers' names, in column order
+    cells: list[str]  # the answers, then language, form version, date, sealed by and record id
+    check: str
+    loose: dict | None  # a form the bundle does not define: its answers, laid out by the writer's first row
+    identities: list[tuple[str, int]]  # (what, keyed digest): compared for duplicates, never kept in clear
+    chosen: list[tuple[str, str]]  # (field, choice id) for the report's counts
+    locale: str
+    jsonl: str | None
+
+
+@dataclass
+class Opener:
+    """Everything opening needs: the key, the forms' definitions, and the key for comparing identities."""
+
+    key: keys.PrivateKey
+    definitions: dict[tuple[str, str], campaigns.Form]
+    salt: bytes
+    jsonl: bool
+
+    def open(self, record: bundle.Record) -> Row | str:
+        """A record's row, or why it does not open; never an exception."""
         try:
             sealed = envelope.parse(record.envelope)
-            doc = envelope.open_envelope(sealed, private.key, *place)
+            doc = envelope.open_envelope(sealed, self.key.key, record.campaign, record.form, key_id=self.key.key_id)
         except envelope.EnvelopeError as exc:
-            failures.append(plain(f"{record.id} ({record.campaign}/{record.form}): {exc}"))
-            tally["failed"] += 1
-            continue
+            return str(exc)
+        definition = self.definitions.get((record.campaign, record.form))
         answers = doc["answers"]
-        definition = forms.get(place)
         if definition is not None and sealed.version == 1:
             answers = choices_as_ids(definition, answers)
         notes = []
         if definition is None:
-            notes.append("no form definition in the bundle")
+            columns = sorted(answers)
+            fields: dict[str, campaigns.Field] = {}
         else:
-            problems = definition.check(answers)
-            notes += [f"{name}: {message}" for name, message in problems.items()]
+            columns = [f.name for f in definition.fields]
+            fields = {f.name: f for f in definition.fields}
+            notes += [f"{name}: {message}" for name, message in definition.check(answers).items()]
             if doc.get("form_version") != definition.version:
                 notes.append(f"made under form version {doc.get('form_version')}")
-        sheet = sheets.setdefault(place, sheet_for(definition, answers))
-        # An answer with no column of its own is kept in the Check column rather than lost.
-        notes += [f"{name} (no column): {cell(answers[name])}" for name in answers if name not in sheet.columns]
-        row = [cell(shown(definition, name, answers.get(name))) for name in sheet.columns]
-        row += [cell(doc.get("locale")), cell(record.received_on), cell(record.sealed_by), cell(record.id)]
-        row.append(cell("; ".join(notes)))
-        sheet.rows.append(row)
-        tally["opened"] += 1
-        tally[record.sealed_by] += 1
-        tally["flagged"] += bool(notes)
-        if n % step == 0 or n == len(records):
-            print(f"\rOpened {n} of {len(records)} records", end="", file=sys.stderr)
-    if records:
-        print(file=sys.stderr)
-    return sheets, tally, failures
+            # An answer with no column of its own is kept in the Check column rather than lost.
+            notes += [f"{name} (no column): {cell(answers[name])}" for name in answers if name not in fields]
+        locale = str(doc.get("locale"))
+        cells = [] if definition is None else [cell(shown(fields[name], answers.get(name))) for name in columns]
+        cells += [cell(locale), cell(doc.get("form_version")), cell(record.received_on)]
+        cells += [cell(record.sealed_by), cell(record.id)]
+        jsonl = None
+        if self.jsonl:
+            line = {
+                "record_id": record.id,
+                "received_on": record.received_on,
+                "sealed_by": record.sealed_by,
+                "locale": doc.get("locale"),
+                "form_version": doc.get("form_version"),
+                "answers": answers,
+                "check": notes,
+            }
+            jsonl = json.dumps(line, ensure_ascii=False) + "\n"
+        return Row(
+            columns=columns,
+            cells=cells,
+            check="; ".join(notes),
+            loose=answers if definition is None else None,
+            identities=self.digests(definition, answers),
+            chosen=[
+                (f.name, choice)
+                for f in fields.values()
+                if f.choices
+                for choice in (answers.get(f.name) if isinstance(answers.get(f.name), list) else [answers.get(f.name)])
+                if isinstance(choice, str) and choice
+            ],
+            locale=locale,
+            jsonl=jsonl,
+        )
+
+    def digests(self, definition: campaigns.Form | None, answers: dict) -> list[tuple[str, int]]:
+        found = []
+        for kind, names in identities(definition).items() if definition else ():
+            values = [str(answers.get(n) or "").strip().casefold() for n in names]
+            if all(values):
+                digest = hashlib.blake2b("\0".join(values).encode(), key=self.salt, digest_size=8).digest()
+                found.append((kind, int.from_bytes(digest, "big")))
+        return found
 
 
-def nothing_opened(records: list[bundle.Record], private: keys.PrivateKey) -> str:
-    """Why a key opened none of the records, in one line: the keys they were sealed to, as far as they say."""
-    sealed_to: set[str] = set()
+_opener: Opener | None = None
+
+
+def _start_worker(opener: Opener) -> None:
+    global _opener
+    _opener = opener
+
+
+def _open_batch(batch: list[bundle.Record]) -> list[Row | str]:
+    return [_opener.open(record) for record in batch]
+
+
+def _batches(records: Iterable[bundle.Record]) -> Iterator[list[bundle.Record]]:
+    batch: list[bundle.Record] = []
     for record in records:
-        try:
-            sealed_to.update(envelope.parse(record.envelope).sealed)
-        except envelope.EnvelopeError:
-            continue
-    to = ", ".join(sorted(sealed_to)) or "no readable key id"
-    return (
-        f"the key {plain(private.name)} ({private.fingerprint}) opens none of the {len(records)} record(s), "
-        f"which are sealed to {to}; use the key those records were sealed to. Nothing was written."
-    )
+        batch.append(record)
+        if len(batch) == BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def opened_records(
+    records: Iterable[bundle.Record], opener: Opener, jobs: int
+) -> Iterator[tuple[bundle.Record, Row | str]]:
+    """Every record with its row (or why it did not open), in bundle order, opened on ``jobs`` processes while
+    this one writes."""
+    if jobs <= 1:
+        for record in records:
+            yield record, opener.open(record)
+        return
+    slots = threading.Semaphore(IN_FLIGHT)
+    held: collections.deque[list[bundle.Record]] = collections.deque()
+
+    def tasks() -> Iterator[list[bundle.Record]]:
+        for batch in _batches(records):
+            slots.acquire()  # the pool's feeder waits here until the writer has caught up
+            held.append(batch)
+            yield batch
+
+    context = multiprocessing.get_context("fork")
+    with context.Pool(jobs, initializer=_start_worker, initargs=(opener,)) as pool:
+        for results in pool.imap(_open_batch, tasks()):
+            batch = held.popleft()
+            slots.release()
+            yield from zip(batch, results, strict=True)
+
+
+# --- writing ---------------------------------------------------------------------------------------------------
 
 
 def owner_only(path: str, flags: int) -> int:
@@ -205,21 +288,165 @@ def owner_only(path: str, flags: int) -> int:
     return os.open(path, flags, 0o600)
 
 
-def write_outputs(
-    out: Path, sheets: dict, tally: Counter, failures: list[str], private: keys.PrivateKey, bundle_key_ids: set[str]
-) -> list[Path]:
-    out.mkdir(mode=0o700, parents=True, exist_ok=True)
-    targets = {place: out / f"{place[0]}-{place[1]}.csv" for place in sheets}
-    clash = [p for p in [*targets.values(), out / "summary.txt"] if p.exists()]
-    if clash:
-        raise Refusal(f"{clash[0]} already exists; choose a new --out folder so nothing is overwritten")
-    written = []
-    for place, sheet in sorted(sheets.items()):
-        with open(targets[place], "x", encoding="utf-8-sig", newline="", opener=owner_only) as fh:
-            writer = csv.writer(fh)
-            writer.writerow([cell(label) for label in [*sheet.labels, *TRAILING_COLUMNS]])
-            writer.writerows(sheet.rows)
-        written.append(targets[place])
+@dataclass
+class Sheet:
+    """One form's spreadsheet, written a row at a time."""
+
+    csv_path: Path
+    jsonl_path: Path | None
+    columns: list[str] = field(default_factory=list)
+    rows: int = 0
+    handles: list[IO[str]] = field(default_factory=list)
+    writer: Any = None
+    seen: dict[tuple[str, int], str] = field(default_factory=dict)  # identity digest -> first record with it
+
+    def open(self, labels: list[str]) -> None:
+        fh = open(self.csv_path, "x", encoding="utf-8-sig", newline="", opener=owner_only)  # noqa: SIM115
+        self.handles.append(fh)
+        self.writer = csv.writer(fh)
+        self.writer.writerow([cell(label) for label in [*labels, *TRAILING_COLUMNS]])
+        if self.jsonl_path is not None:
+            self.handles.append(open(self.jsonl_path, "x", encoding="utf-8", opener=owner_only))  # noqa: SIM115
+
+    def close(self) -> None:
+        for fh in self.handles:
+            fh.close()
+
+
+class Writer:
+    """The spreadsheets of one run: rows as records open, duplicates flagged, counts for the summary."""
+
+    def __init__(self, out: Path, definitions: dict[tuple[str, str], campaigns.Form], jsonl: bool) -> None:
+        self.out = out
+        self.definitions = definitions
+        self.jsonl = jsonl
+        self.sheets: dict[tuple[str, str], Sheet] = {}
+        self.tally: Counter = Counter()
+        self.failures: list[str] = []
+        self.per_day: Counter = Counter()
+        self.per_language: Counter = Counter()
+        self.chosen: Counter = Counter()
+
+    def targets(self, place: tuple[str, str]) -> list[Path]:
+        name = f"{place[0]}-{place[1]}"
+        return [self.out / f"{name}.csv", *([self.out / f"{name}.jsonl"] if self.jsonl else [])]
+
+    def failed(self, record: bundle.Record, why: str) -> None:
+        self.failures.append(plain(f"{record.id} ({record.campaign}/{record.form}): {why}"))
+        self.tally["failed"] += 1
+
+    def add(self, record: bundle.Record, row: Row) -> None:
+        place = (record.campaign, record.form)
+        sheet = self.sheets.get(place)
+        if sheet is None:
+            csv_path, *jsonl_path = self.targets(place)
+            sheet = self.sheets[place] = Sheet(csv_path, jsonl_path[0] if jsonl_path else None, columns=row.columns)
+            definition = self.definitions.get(place)
+            sheet.open([f.label for f in definition.fields] if definition else row.columns)
+        cells, check = row.cells, row.check
+        if row.loose is not None:
+            # No definition: the first record's answers name the columns, and the rest go to the Check column.
+            extra = [
+                f"{name} (no column): {cell(value)}" for name, value in row.loose.items() if name not in sheet.columns
+            ]
+            cells = [cell(row.loose.get(name)) for name in sheet.columns] + cells
+            check = "; ".join(["no form definition in the bundle", *extra])
+        duplicates = []
+        for kind, digest in row.identities:
+            first = sheet.seen.setdefault((kind, digest), record.id)
+            if first != record.id:
+                duplicates.append(f"same {kind} as {first}")
+        sheet.writer.writerow([*cells, cell("; ".join(duplicates)), cell(check)])
+        if row.jsonl is not None:
+            sheet.handles[1].write(row.jsonl)
+        sheet.rows += 1
+        self.tally["opened"] += 1
+        self.tally[record.sealed_by] += 1
+        self.tally["flagged"] += bool(check)
+        self.per_day[record.campaign, record.form, record.received_on] += 1
+        self.per_language[record.campaign, record.form, row.locale] += 1
+        self.chosen.update((record.campaign, record.form, name, choice) for name, choice in row.chosen)
+
+    def close(self) -> None:
+        for sheet in self.sheets.values():
+            sheet.close()
+
+
+class Progress:
+    """A progress bar on a terminal; nothing when the output goes to a file."""
+
+    def __init__(self, total: int, stream: IO[str] | None = None) -> None:
+        stream = stream or sys.stderr
+        self.total, self.stream, self.done = total, stream, 0
+        self.shown = stream.isatty() and total > 0
+        self.step = max(1, total // 200)
+
+    def advance(self) -> None:
+        self.done += 1
+        if self.shown and (self.done % self.step == 0 or self.done == self.total):
+            filled = 30 * self.done // self.total
+            bar = "#" * filled + "." * (30 - filled)
+            print(f"\r[{bar}] {self.done} of {self.total} records", end="", file=self.stream, flush=True)
+
+    def finish(self) -> None:
+        if self.shown:
+            print(file=self.stream)
+
+
+# --- the run ---------------------------------------------------------------------------------------------------
+
+
+def survey_all(paths: list[Path], salvage: bool) -> list[bundle.Survey]:
+    """Read every bundle once before anything is opened or written; damage refuses the run unless salvaging."""
+    surveys = []
+    for path in paths:
+        try:
+            found = bundle.survey(path)
+        except bundle.BundleError as exc:
+            raise Refusal(f"{exc}. Nothing was written.") from exc
+        if found.report and not salvage:
+            raise Refusal(f"{found.report[0]}. Nothing was written. (--salvage opens the intact records.)")
+        surveys.append(found)
+    return surveys
+
+
+def form_definitions(surveys: list[bundle.Survey]) -> dict[tuple[str, str], campaigns.Form]:
+    forms = {}
+    for found in surveys:
+        for slug, raw in found.campaigns.items():
+            try:
+                for form in campaigns.from_dict(raw, f"bundle campaign {slug}").forms.values():
+                    forms[slug, form.slug] = form
+            except campaigns.CampaignError as exc:
+                print(f"Warning: {plain(exc)}; its answers are written without labels or checks.", file=sys.stderr)
+    return forms
+
+
+def unique_records(surveys: list[bundle.Survey]) -> Iterator[bundle.Record]:
+    """Every record of every bundle, once: a record exported twice (export --again) is opened once."""
+    seen: set[str] | None = set() if len(surveys) > 1 else None
+    for found in surveys:
+        for record in bundle.records(found):
+            if seen is not None:
+                if record.id in seen:
+                    continue
+                seen.add(record.id)
+            yield record
+
+
+def nothing_opened(surveys: list[bundle.Survey], private: keys.PrivateKey) -> str:
+    """Why a key opens none of the records, in one line: the keys they were sealed to, as far as they say."""
+    sealed_to = set().union(*(found.sealed_to for found in surveys))
+    to = ", ".join(sorted(sealed_to)) or "no readable key id"
+    total = sum(found.count for found in surveys)
+    return (
+        f"the key {plain(private.name)} ({private.fingerprint}) opens none of the {total} record(s), "
+        f"which are sealed to {to}; use the key those records were sealed to. Nothing was written."
+    )
+
+
+def write_summary(out: Path, writer: Writer, surveys: list[bundle.Survey], private: keys.PrivateKey) -> Path:
+    tally = writer.tally
     lines = [
         "Papillon export opened",
         f"Key used: {plain(private.name)} ({private.fingerprint})",
@@ -228,43 +455,85 @@ def write_outputs(
         f"Records that could not be opened: {tally['failed']}",
         f"Records with answers that do not fit their form (see the Check column): {tally['flagged']}",
         "",
-        *(f"{p.name}: {len(sheets[place].rows)} row(s)" for place, p in sorted(targets.items())),
+        *(f"{s.csv_path.name}: {s.rows} row(s)" for _, s in sorted(writer.sheets.items())),
     ]
-    if private.key_id not in bundle_key_ids:
+    if not any(private.key_id in found.key_ids for found in surveys):
         lines.append("Note: the server did not list this key when it exported; records may be sealed to other keys.")
-    if failures:
-        lines += ["", "Not opened:", *failures]
+    damaged = [plain(problem) for found in surveys for problem in found.report]
+    if damaged:
+        lines += ["", "Damaged bundle (opened with --salvage; only intact records were opened):", *damaged]
+    if writer.failures:
+        lines += ["", "Not opened:", *writer.failures]
     summary = out / "summary.txt"
     with open(summary, "x", encoding="utf-8", opener=owner_only) as fh:
         fh.write("\n".join(lines) + "\n")
-    written.append(summary)
-    return written
+    return summary
+
+
+def run(args: argparse.Namespace) -> int:
+    surveys = survey_all(args.bundles, args.salvage)
+    definitions = form_definitions(surveys)
+    places = set().union(*(found.places for found in surveys))
+    writer = Writer(args.out, definitions, args.jsonl)
+    clash = [p for place in places for p in writer.targets(place) if p.exists()]
+    if (args.out / "summary.txt").exists():
+        clash.append(args.out / "summary.txt")
+    if clash:
+        raise Refusal(f"{clash[0]} already exists; choose a new --out folder so nothing is overwritten")
+    private = load_private(args.key, args.passphrase_file)
+    total = sum(found.count for found in surveys)
+    if total and not any(private.key_id in found.sealed_to for found in surveys):
+        raise Refusal(nothing_opened(surveys, private))
+
+    args.out.mkdir(mode=0o700, parents=True, exist_ok=True)
+    progress = Progress(total)
+    opener = Opener(private, definitions, secrets.token_bytes(16), args.jsonl)
+    try:
+        for record, row in opened_records(unique_records(surveys), opener, args.jobs):
+            if isinstance(row, Row):
+                writer.add(record, row)
+            else:
+                writer.failed(record, row)
+            progress.advance()
+    finally:
+        writer.close()
+        progress.finish()
+    written = [path for place in sorted(writer.sheets) for path in writer.targets(place)]
+    written.append(write_summary(args.out, writer, surveys, private))
+    for path in written:
+        print(f"Wrote {path}")
+    damaged = any(found.report for found in surveys)
+    print(f"Opened {writer.tally['opened']} record(s); {writer.tally['failed']} could not be opened.")
+    return EXIT_SOME_FAILED if writer.tally["failed"] or damaged else EXIT_OK
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Open Papillon export bundles offline and write spreadsheets.")
+    parser = argparse.ArgumentParser(
+        description="Open Papillon export bundles offline and write spreadsheets.",
+        epilog="Exit codes: 0 every record opened; 1 some did not (see summary.txt); 2 nothing was written.",
+    )
     parser.add_argument("bundles", nargs="+", type=Path, metavar="BUNDLE", help="export bundle file(s)")
     parser.add_argument("--key", required=True, type=Path, help="your private key file (NAME.key)")
     parser.add_argument("--out", required=True, type=Path, help="folder for the CSV files and summary")
     parser.add_argument("--passphrase-file", type=Path, help="read the passphrase from the first line of this file")
+    parser.add_argument(
+        "--jobs", type=int, default=os.cpu_count() or 1, help="processes opening records (default: every core)"
+    )
+    parser.add_argument(
+        "--salvage", action="store_true", help="open the intact records of a damaged bundle and list the damage"
+    )
+    parser.add_argument("--jsonl", action="store_true", help="also write each form's records as JSON Lines")
     args = parser.parse_args(argv)
+    if args.jobs < 1:
+        parser.error("--jobs must be 1 or more")
     try:
-        records, definitions, bundle_key_ids = read_bundles(args.bundles)
-        private = load_private(args.key, args.passphrase_file)
-        sheets, tally, failures = open_all(records, definitions, private)
-        if records and not tally["opened"]:
-            raise Refusal(nothing_opened(records, private))
-        written = write_outputs(args.out, sheets, tally, failures, private, bundle_key_ids)
+        return run(args)
     except Refusal as exc:
         print(f"decrypt: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_NOTHING_WRITTEN
     except OSError as exc:
         print(f"decrypt: cannot write the output: {exc}", file=sys.stderr)
-        return 2
-    for path in written:
-        print(f"Wrote {path}")
-    print(f"Opened {tally['opened']} record(s); {tally['failed']} could not be opened.")
-    return 1 if tally["failed"] else 0
+        return EXIT_NOTHING_WRITTEN
 
 
 if __name__ == "__main__":

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import base64
 import csv
 import dataclasses
 import hashlib
+import io
 import json
 import stat
 import subprocess
 import sys
 import textwrap
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -112,7 +115,15 @@ def test_decrypt_csv_has_a_column_per_field_in_form_order_then_date_and_sealing(
     header = read_csv(out / "petition-sign.csv")[0]
     n = len(PETITION_LABELS)
     assert header[:n] == PETITION_LABELS
-    assert header[n:] == ["Language", "Date received", "Sealed by", "Record id", "Check"]
+    assert header[n:] == [
+        "Language",
+        "Form version",
+        "Date received",
+        "Sealed by",
+        "Record id",
+        "Possible duplicate",
+        "Check",
+    ]
 
 
 def test_decrypt_keeps_chinese_thai_and_korean_text(decrypt, sample_bundle, organizer_key_file, tmp_path):
@@ -131,8 +142,8 @@ def test_decrypt_rows_carry_date_sealing_path_and_id(decrypt, sample_bundle, org
     rows = read_csv(out / "petition-sign.csv")[1:]
     tails = sorted(row[len(PETITION_LABELS) :] for row in rows)
     assert tails == [
-        ["en", "2026-03-04", "browser", f"{2:032x}", ""],
-        ["en", "2026-03-04", "server", f"{1:032x}", ""],
+        ["en", "1", "2026-03-04", "browser", f"{2:032x}", "", ""],
+        ["en", "1", "2026-03-04", "server", f"{1:032x}", "", ""],
     ]
 
 
@@ -590,3 +601,160 @@ def test_an_empty_bundle_still_opens_to_an_empty_summary(decrypt, organizer_key,
     path = write_bundle(tmp_path / "b.bundle", [], organizer_key)
     assert run(decrypt, [path], organizer_key_file, tmp_path / "out") == 0
     assert "Records opened: 0" in (tmp_path / "out" / "summary.txt").read_text()
+
+
+# --- streaming, salvage, several processes ------------------------------------------------------------------------
+
+
+def run_with(decrypt, bundles, key: Path, out: Path, *extra: str) -> int:
+    return decrypt.main([*decrypt_args(bundles[0], key, out), *map(str, bundles[1:]), *extra])
+
+
+def many(private: X25519PrivateKey, n: int, start: int = 1) -> list[bundle.Record]:
+    return [record(i, private, "petition", "sign", signer(f"Signer {i}")) for i in range(start, start + n)]
+
+
+def test_salvage_opens_the_intact_records_of_a_damaged_bundle_and_names_the_damage(
+    decrypt, organizer_key, organizer_key_file, tmp_path, capsys
+):
+    path = write_bundle(tmp_path / "b.papillon", many(organizer_key, 5), organizer_key)
+    lines = path.read_bytes().split(b"\n")
+    lines[3] = lines[3][:40]  # line 4, the third record, cut short: no longer JSON
+    path.write_bytes(b"\n".join(lines))
+    out = tmp_path / "out"
+    assert run_with(decrypt, [path], organizer_key_file, out) == 2
+    assert not out.exists()
+    assert "--salvage" in capsys.readouterr().err
+
+    assert run_with(decrypt, [path], organizer_key_file, out, "--salvage") == 1
+    header, *rows = read_csv(out / "petition-sign.csv")
+    assert sorted(row[header.index("Your name")] for row in rows) == ["Signer 1", "Signer 2", "Signer 4", "Signer 5"]
+    summary = (out / "summary.txt").read_text()
+    assert "checksum mismatch" in summary
+    assert "line 4: not valid JSON" in summary
+    assert "the header counts 5 records, found 5" not in summary
+
+
+def test_salvage_opens_what_came_before_the_cut_of_a_truncated_bundle(
+    decrypt, organizer_key, organizer_key_file, tmp_path
+):
+    path = write_bundle(tmp_path / "b.papillon", many(organizer_key, 4), organizer_key)
+    data = path.read_bytes()
+    path.write_bytes(data[: data.index(b'"id":"' + f"{3:032x}".encode())])  # cut inside the third record
+    out = tmp_path / "out"
+    assert run_with(decrypt, [path], organizer_key_file, out, "--salvage") == 1
+    header, *rows = read_csv(out / "petition-sign.csv")
+    assert [row[header.index("Your name")] for row in rows] == ["Signer 1", "Signer 2"]
+    summary = (out / "summary.txt").read_text()
+    assert "truncated" in summary and "line 4: not valid JSON" in summary
+
+
+def test_a_record_altered_inside_a_salvaged_bundle_is_listed_not_opened(
+    decrypt, organizer_key, organizer_key_file, tmp_path
+):
+    records = many(organizer_key, 3)
+    env = json.loads(records[1].envelope)
+    sealed = bytearray(base64.b64decode(env["recipients"][0]["sealed"]))
+    sealed[-1] ^= 1
+    env["recipients"][0]["sealed"] = base64.b64encode(bytes(sealed)).decode()
+    records[1] = dataclasses.replace(records[1], envelope=json.dumps(env))
+    path = write_bundle(tmp_path / "b.papillon", records, organizer_key)
+    out = tmp_path / "out"
+    assert run_with(decrypt, [path], organizer_key_file, out) == 1
+    assert len(read_csv(out / "petition-sign.csv")) == 3
+    assert f"{2:032x} (petition/sign): the record does not open" in (out / "summary.txt").read_text()
+
+
+def test_several_processes_write_the_same_spreadsheet_in_the_same_order_as_one(
+    decrypt, organizer_key, organizer_key_file, tmp_path
+):
+    path = write_bundle(tmp_path / "b.papillon", many(organizer_key, 300), organizer_key)
+    outputs = {}
+    for jobs in ("1", "3"):
+        out = tmp_path / f"out-{jobs}"
+        assert run_with(decrypt, [path], organizer_key_file, out, "--jobs", jobs) == 0
+        outputs[jobs] = (out / "petition-sign.csv").read_bytes()
+    assert outputs["1"] == outputs["3"]
+    assert outputs["1"].count(b"\n") == 301
+
+
+def test_memory_does_not_grow_with_the_number_of_records(decrypt, organizer_key, organizer_key_file, tmp_path):
+    """Records are read, opened and written one batch at a time: ten times the records, the same peak."""
+    peaks = {}
+    for n in (200, 2000):
+        path = write_bundle(tmp_path / f"b{n}.papillon", many(organizer_key, n), organizer_key)
+        tracemalloc.start()
+        try:
+            assert run_with(decrypt, [path], organizer_key_file, tmp_path / f"out{n}", "--jobs", "1") == 0
+            peaks[n] = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    # Holding 1,800 more records (about 1.5 KB of envelope each, more once opened) would add several MB.
+    assert peaks[2000] - peaks[200] < 512 * 1024, peaks
+
+
+def test_likely_duplicate_signatures_are_flagged_and_kept(decrypt, organizer_key, organizer_key_file, tmp_path):
+    records = [
+        record(1, organizer_key, "petition", "sign", signer("Ada", email="ada@example.org")),
+        record(2, organizer_key, "petition", "sign", signer("Ada L.", email=" ADA@example.org ")),
+        record(3, organizer_key, "petition", "sign", signer("Bea", organization="Butterfly")),
+        record(4, organizer_key, "petition", "sign", signer("bea", organization="butterfly")),
+        record(5, organizer_key, "petition", "sign", signer("Bea", organization="Another group")),
+    ]
+    path = write_bundle(tmp_path / "b.papillon", records, organizer_key)
+    out = tmp_path / "out"
+    assert run_with(decrypt, [path], organizer_key_file, out) == 0
+    header, *rows = read_csv(out / "petition-sign.csv")
+    flags = {row[header.index("Record id")]: row[header.index("Possible duplicate")] for row in rows}
+    assert len(rows) == 5
+    assert flags == {
+        f"{1:032x}": "",
+        f"{2:032x}": f"same email as {1:032x}",
+        f"{3:032x}": "",
+        f"{4:032x}": f"same name and organization as {3:032x}",
+        f"{5:032x}": "",
+    }
+    assert "ada@example.org" not in (out / "summary.txt").read_text()
+
+
+def test_jsonl_holds_each_record_with_choice_ids_language_and_version(
+    decrypt, organizer_key, organizer_key_file, tmp_path
+):
+    answers = signer("Ada", areas_of_focus=["rights"], province="qc")
+    path = write_bundle(
+        tmp_path / "b.papillon", [record(1, organizer_key, "petition", "sign", answers, locale="ko")], organizer_key
+    )
+    out = tmp_path / "out"
+    assert run_with(decrypt, [path], organizer_key_file, out, "--jsonl") == 0
+    [line] = (out / "petition-sign.jsonl").read_text(encoding="utf-8").splitlines()
+    doc = json.loads(line)
+    assert doc["answers"] == answers
+    assert (doc["record_id"], doc["locale"], doc["form_version"], doc["check"]) == (f"{1:032x}", "ko", 1, [])
+    assert stat.S_IMODE((out / "petition-sign.jsonl").stat().st_mode) == 0o600
+
+
+def test_the_progress_bar_shows_on_a_terminal_only(decrypt):
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    terminal, pipe = Terminal(), io.StringIO()
+    for stream in (terminal, pipe):
+        progress = decrypt.Progress(4, stream)
+        for _ in range(4):
+            progress.advance()
+        progress.finish()
+    assert "[" + "#" * 30 + "] 4 of 4 records" in terminal.getvalue()
+    assert pipe.getvalue() == ""
+
+
+def test_an_existing_output_is_refused_before_the_passphrase_is_asked(
+    decrypt, sample_bundle, organizer_key_file, tmp_path, capsys
+):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "petition-sign.csv").write_text("earlier work")
+    missing = tmp_path / "no-passphrase-here.txt"
+    assert run(decrypt, [sample_bundle], organizer_key_file, out, passphrase_file=missing) == 2
+    err = capsys.readouterr().err
+    assert "already exists" in err and "Unlocking" not in err
