@@ -28,7 +28,7 @@ from papillon import bundle, campaigns, envelope, keys
 from tests.browser_support import TYPICAL_ANSWERS, TYPICAL_FORM
 
 ROOT = Path(__file__).resolve().parent.parent
-PASSPHRASE = "benchmark passphrase, not secret"
+PASSPHRASE = "benchmark passphrase, not secret"  # noqa: S105 - seals a throwaway key
 # Runs decrypt in a fresh interpreter and reports its time and its own peak resident memory (VmHWM: unlike
 # ru_maxrss, it does not carry over the high-water mark of the process that started it).
 MEASURE = """
