@@ -4,7 +4,8 @@
         [--passphrase-file FILE] [--jobs N] [--salvage] [--jsonl]
 
 Writes DIR/<campaign>-<form>.csv (UTF-8 with BOM, so spreadsheets show every script),
-with --jsonl DIR/<campaign>-<form>.jsonl too, and DIR/summary.txt. A choice shows as
+with --jsonl DIR/<campaign>-<form>.jsonl too, DIR/summary.txt, and DIR/report.html (counts
+and charts that open in a browser with no network). A choice shows as
 its label in the campaign's own language, whatever language the page was read in; the
 Language column says which that was. Bundles are read as streams and records opened on
 every core, so memory stays the same whatever the bundle's size. Needs no network and
@@ -21,6 +22,7 @@ import collections
 import csv
 import getpass
 import hashlib
+import html
 import json
 import multiprocessing
 import os
@@ -470,14 +472,84 @@ def write_summary(out: Path, writer: Writer, surveys: list[bundle.Survey], priva
     return summary
 
 
+REPORT_STYLE = """
+body { font: 15px/1.5 system-ui, sans-serif; margin: 2rem auto; max-width: 60rem; padding: 0 1rem; color: #1b1b1f; }
+table { border-collapse: collapse; margin: .5rem 0 1.5rem; } td, th { border: 1px solid #c9c6d3; padding: .2rem .6rem; }
+th { text-align: left; background: #f3eefa; } td.n { text-align: right; font-variant-numeric: tabular-nums; }
+svg text { font: 13px system-ui, sans-serif; fill: #1b1b1f; } .bad { color: #a0001b; }
+"""
+
+
+def bar_chart(rows: list[tuple[str, int]]) -> str:
+    """A horizontal bar chart as inline SVG: no script, nothing loaded."""
+    if not rows:
+        return "<p>No answers.</p>"
+    most = max(n for _, n in rows) or 1
+    height = 24 * len(rows)
+    parts = [f'<svg role="img" width="640" height="{height}" viewBox="0 0 640 {height}">']
+    for i, (label, n) in enumerate(rows):
+        y = 24 * i
+        width = round(300 * n / most)
+        parts.append(f'<text x="0" y="{y + 16}">{html.escape(label[:45])}</text>')
+        parts.append(f'<rect x="330" y="{y + 4}" width="{width}" height="16" fill="#5b2a86"/>')
+        parts.append(f'<text x="{336 + width}" y="{y + 16}">{n}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def table(head: list[str], rows: list[list[object]]) -> str:
+    cells = "".join(f"<th>{html.escape(h)}</th>" for h in head)
+    body = "".join(
+        "<tr>"
+        + "".join(f'<td class="n">{v}</td>' if isinstance(v, int) else f"<td>{html.escape(str(v))}</td>" for v in row)
+        + "</tr>"
+        for row in rows
+    )
+    return f"<table><tr>{cells}</tr>{body}</table>"
+
+
+def write_report(out: Path, writer: Writer) -> Path:
+    """report.html: counts per form, day and language, each choice question as a chart, what did not open.
+
+    Every text from the bundle is escaped, and the page's own policy forbids loading or running anything."""
+    places = sorted(writer.sheets)
+    parts = [
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">',
+        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">",
+        f"<title>Papillon report</title><style>{REPORT_STYLE}</style></head><body>",
+        "<h1>Papillon report</h1>",
+        f"<p>{writer.tally['opened']} record(s) opened; {writer.tally['failed']} could not be opened.</p>",
+        "<h2>Records per form</h2>",
+        table(["Campaign", "Form", "Records"], [[c, f, writer.sheets[c, f].rows] for c, f in places]),
+        "<h2>Records per day</h2>",
+        table(["Campaign", "Form", "Day", "Records"], [[*k, n] for k, n in sorted(writer.per_day.items())]),
+        "<h2>Records per language</h2>",
+        table(["Campaign", "Form", "Language", "Records"], [[*k, n] for k, n in sorted(writer.per_language.items())]),
+    ]
+    for place in places:
+        definition = writer.definitions.get(place)
+        for f in definition.fields if definition else ():
+            if not f.choices:
+                continue
+            counts = [(c.label, writer.chosen[(*place, f.name, c.id)]) for c in f.choices]
+            parts += [f"<h2>{html.escape(f'{place[0]} / {place[1]}: {f.label}')}</h2>", bar_chart(counts)]
+    if writer.failures:
+        items = "".join(f"<li>{html.escape(line)}</li>" for line in writer.failures)
+        parts += ['<h2 class="bad">Not opened</h2>', f"<ul>{items}</ul>"]
+    parts.append("</body></html>")
+    report = out / "report.html"
+    with open(report, "x", encoding="utf-8", opener=owner_only) as fh:
+        fh.write("\n".join(parts) + "\n")
+    return report
+
+
 def run(args: argparse.Namespace) -> int:
     surveys = survey_all(args.bundles, args.salvage)
     definitions = form_definitions(surveys)
     places = set().union(*(found.places for found in surveys))
     writer = Writer(args.out, definitions, args.jsonl)
     clash = [p for place in places for p in writer.targets(place) if p.exists()]
-    if (args.out / "summary.txt").exists():
-        clash.append(args.out / "summary.txt")
+    clash += [args.out / name for name in ("summary.txt", "report.html") if (args.out / name).exists()]
     if clash:
         raise Refusal(f"{clash[0]} already exists; choose a new --out folder so nothing is overwritten")
     private = load_private(args.key, args.passphrase_file)
@@ -500,6 +572,7 @@ def run(args: argparse.Namespace) -> int:
         progress.finish()
     written = [path for place in sorted(writer.sheets) for path in writer.targets(place)]
     written.append(write_summary(args.out, writer, surveys, private))
+    written.append(write_report(args.out, writer))
     for path in written:
         print(f"Wrote {path}")
     damaged = any(found.report for found in surveys)

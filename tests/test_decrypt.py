@@ -8,6 +8,7 @@ import dataclasses
 import hashlib
 import io
 import json
+import re
 import stat
 import subprocess
 import sys
@@ -96,6 +97,7 @@ def test_decrypt_writes_one_csv_per_campaign_and_form(decrypt, sample_bundle, or
     assert sorted(p.name for p in out.iterdir()) == [
         "petition-sign.csv",
         "petition-testimony.csv",
+        "report.html",
         "summary.txt",
     ]
     assert "Opened 3 record(s); 0 could not be opened." in capsys.readouterr().out
@@ -758,3 +760,53 @@ def test_an_existing_output_is_refused_before_the_passphrase_is_asked(
     assert run(decrypt, [sample_bundle], organizer_key_file, out, passphrase_file=missing) == 2
     err = capsys.readouterr().err
     assert "already exists" in err and "Unlocking" not in err
+
+
+def test_the_report_counts_and_charts_the_answers_and_loads_nothing(
+    decrypt, organizer_key, organizer_key_file, tmp_path
+):
+    records = [
+        record(1, organizer_key, "petition", "sign", signer("Ada", areas_of_focus=["rights", "legal"]), locale="ko"),
+        record(2, organizer_key, "petition", "sign", signer("Bea", areas_of_focus=["rights"]), locale="en"),
+        record(3, organizer_key, "petition", "sign", signer("<script>alert(1)</script>"), received_on="2026-03-05"),
+    ]
+    definitions = json.loads(json.dumps(DEFINITIONS["petition"]))
+    definitions["forms"][0]["fields"][0]["label"] = '<img src="http://evil.example/x">'
+    path = tmp_path / "b.papillon"
+    bundle.write(
+        path,
+        records,
+        created_on="2026-03-05",
+        key_ids=[public(organizer_key).key_id],
+        campaigns={"petition": definitions},
+    )
+    out = tmp_path / "out"
+    assert run_with(decrypt, [path], organizer_key_file, out) == 0
+    report = (out / "report.html").read_text(encoding="utf-8")
+    assert stat.S_IMODE((out / "report.html").stat().st_mode) == 0o600
+    assert '<td>petition</td><td>sign</td><td class="n">3</td>' in report
+    assert '<td>2026-03-04</td><td class="n">2</td>' in report and '<td>2026-03-05</td><td class="n">1</td>' in report
+    assert '<td>ko</td><td class="n">1</td>' in report
+    assert report.count("<svg") == 3  # signing_as, areas_of_focus, province
+    assert ">Workers&#x27; rights</text>" in report
+    assert "<script" not in report and "<img" not in report and "alert(1)" not in report
+    assert "&lt;img src=" in report  # the hostile label, shown as text
+    assert re.search(r"<[a-z]+[^>]*\s(src|href)=", report) is None
+
+
+@pytest.mark.browser
+def test_the_report_opens_in_a_browser_with_its_charts_and_asks_for_nothing(
+    browser, decrypt, sample_bundle, organizer_key_file, tmp_path
+):
+    out = tmp_path / "out"
+    assert run_with(decrypt, [sample_bundle], organizer_key_file, out) == 0
+    page = browser.new_page()
+    requests, errors = [], []
+    page.on("request", lambda r: requests.append(r.url))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.goto((out / "report.html").as_uri())
+    assert page.locator("svg rect").count() >= 3
+    assert page.locator("h1").inner_text() == "Papillon report"
+    assert requests == [(out / "report.html").as_uri()]
+    assert errors == []
+    page.close()
