@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -188,6 +189,43 @@ def _derive(passphrase: bytes, salt: bytes, opslimit: int, memlimit: int) -> byt
     )
 
 
+@dataclass(frozen=True)
+class SealedKey:
+    """What a private key file holds, still sealed: enough to rebuild the file, never enough to open it."""
+
+    public: bytes
+    opslimit: int
+    memlimit: int
+    salt: bytes
+    sealed: bytes
+
+    LAYOUT = ">II16s32s72s"  # opslimit, memlimit, salt, public key, nonce + secretbox of the 32-byte key
+
+    def to_bytes(self, magic: bytes) -> bytes:
+        return magic + struct.pack(self.LAYOUT, self.opslimit, self.memlimit, self.salt, self.public, self.sealed)
+
+    @classmethod
+    def from_bytes(cls, data: bytes, magic: bytes) -> SealedKey:
+        if not data.startswith(magic) or len(data) != len(magic) + struct.calcsize(cls.LAYOUT):
+            raise KeyFileError("not a Papillon key sheet, or a line is missing")
+        opslimit, memlimit, salt, public, sealed = struct.unpack(cls.LAYOUT, data[len(magic) :])
+        return cls(public=public, opslimit=opslimit, memlimit=memlimit, salt=salt, sealed=sealed)
+
+    def dumps(self, name: str) -> str:
+        """The private key file for these sealed contents."""
+        doc = {
+            "type": PRIVATE_TYPE,
+            "version": VERSION,
+            "algorithm": ALGORITHM,
+            "name": name,
+            "key_id": key_id(self.public),
+            "public_key": _b64(self.public),
+            "kdf": {"name": "argon2id", "opslimit": self.opslimit, "memlimit": self.memlimit, "salt": _b64(self.salt)},
+            "sealed_private_key": _b64(self.sealed),
+        }
+        return json.dumps(doc, indent=2) + "\n"
+
+
 def dumps_private(
     name: str,
     private: X25519PrivateKey,
@@ -199,20 +237,35 @@ def dumps_private(
     opslimit = OPSLIMIT if opslimit is None else opslimit
     memlimit = MEMLIMIT if memlimit is None else memlimit
     raw_private = private.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
-    raw_public = raw_public_bytes(private.public_key())
     salt = nacl.utils.random(nacl.pwhash.argon2id.SALTBYTES)
     box = nacl.secret.SecretBox(_derive(passphrase, salt, opslimit, memlimit))
-    doc = {
-        "type": PRIVATE_TYPE,
-        "version": VERSION,
-        "algorithm": ALGORITHM,
-        "name": name,
-        "key_id": key_id(raw_public),
-        "public_key": _b64(raw_public),
-        "kdf": {"name": "argon2id", "opslimit": opslimit, "memlimit": memlimit, "salt": _b64(salt)},
-        "sealed_private_key": _b64(bytes(box.encrypt(raw_private))),
-    }
-    return json.dumps(doc, indent=2) + "\n"
+    sealed = SealedKey(
+        public=raw_public_bytes(private.public_key()),
+        opslimit=opslimit,
+        memlimit=memlimit,
+        salt=salt,
+        sealed=bytes(box.encrypt(raw_private)),
+    )
+    return sealed.dumps(name)
+
+
+def sealed_contents(text: str, source: str = "private key") -> SealedKey:
+    """The sealed contents of a private key file, read without its passphrase (for a paper backup)."""
+    doc = _load_json(text, source)
+    if doc.get("type") != PRIVATE_TYPE or doc.get("version") != VERSION:
+        raise KeyFileError(f"{source}: not a Papillon private key file")
+    kdf = doc.get("kdf")
+    if not isinstance(kdf, dict) or kdf.get("name") != "argon2id":
+        raise KeyFileError(f"{source}: unknown passphrase scheme")
+    opslimit, memlimit = kdf.get("opslimit"), kdf.get("memlimit")
+    if not isinstance(opslimit, int) or not isinstance(memlimit, int):
+        raise KeyFileError(f"{source}: damaged passphrase settings")
+    public = _unb64(doc.get("public_key"), f"{source}: public_key")
+    salt = _unb64(kdf.get("salt"), f"{source}: salt")
+    sealed = _unb64(doc.get("sealed_private_key"), f"{source}: sealed_private_key")
+    if (len(public), len(salt), len(sealed)) != (32, 16, 72):
+        raise KeyFileError(f"{source}: damaged key file")
+    return SealedKey(public=public, opslimit=opslimit, memlimit=memlimit, salt=salt, sealed=sealed)
 
 
 @dataclass(frozen=True)

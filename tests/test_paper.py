@@ -1,0 +1,145 @@
+"""Paper backup of a private key: written by keygen --paper, typed back in with keygen --restore."""
+
+from __future__ import annotations
+
+import base64
+import re
+import stat
+
+import nacl.pwhash
+import pytest
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+from pages import decrypt_args
+
+from papillon import bundle, envelope, keys, paper
+
+PASSPHRASE = "a passphrase long enough"
+DATA_LINE = re.compile(r"^\d{2}  .*  ..$")
+
+
+@pytest.fixture
+def keygen(script, monkeypatch):
+    monkeypatch.setattr(keys, "OPSLIMIT", nacl.pwhash.argon2id.OPSLIMIT_MIN)
+    monkeypatch.setattr(keys, "MEMLIMIT", nacl.pwhash.argon2id.MEMLIMIT_MIN)
+    return script("keygen")
+
+
+@pytest.fixture
+def laptop(tmp_path, keygen):
+    """A key made with its paper sheet, as staff would on the laptop."""
+    (tmp_path / "passphrase.txt").write_text(PASSPHRASE + "\n")
+    args = [
+        "--out",
+        str(tmp_path / "keys"),
+        "--name",
+        "butterfly",
+        "--passphrase-file",
+        str(tmp_path / "passphrase.txt"),
+    ]
+    assert keygen.main([*args, "--paper", str(tmp_path / "sheet.txt")]) == 0
+    return tmp_path
+
+
+def typed(sheet: str) -> str:
+    """The sheet's lines as a person types them back: lower case, O for zero, spaces as they come."""
+    lines = [line for line in sheet.splitlines() if DATA_LINE.match(line) or line.startswith("CHECK")]
+    return "\n".join(" ".join(line.lower().replace("0", "o").split()) for line in lines) + "\n"
+
+
+def restore(keygen, tmp_path, text: str, name: str = "restored") -> int:
+    (tmp_path / "typed.txt").write_text(text)
+    return keygen.main(["--restore", str(tmp_path / "typed.txt"), "--out", str(tmp_path / "back"), "--name", name])
+
+
+def test_a_typed_sheet_rebuilds_the_key_which_opens_with_the_same_passphrase(keygen, laptop):
+    original = keys.loads_private((laptop / "keys" / "butterfly.key").read_text(), PASSPHRASE.encode())
+    assert restore(keygen, laptop, typed((laptop / "sheet.txt").read_text())) == 0
+    rebuilt = keys.loads_private((laptop / "back" / "restored.key").read_text(), PASSPHRASE.encode())
+    raw = lambda k: k.key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())  # noqa: E731
+    assert raw(rebuilt) == raw(original)
+    assert stat.S_IMODE((laptop / "back" / "restored.key").stat().st_mode) == 0o600
+    assert keys.loads_public((laptop / "back" / "restored.pub").read_text()).key_id == original.key_id
+
+
+def test_the_sheet_names_the_fingerprint_and_is_short_enough_to_type(laptop):
+    sheet = (laptop / "sheet.txt").read_text()
+    public = keys.loads_public((laptop / "keys" / "butterfly.pub").read_text())
+    assert f"Fingerprint: {public.fingerprint}" in sheet
+    data = [line for line in sheet.splitlines() if DATA_LINE.match(line)]
+    assert len(data) <= 12
+    assert all(len(group) <= 5 for line in data for group in line.split()[1:-1])
+    assert not set("ILOU") & set("".join(data))  # nothing that reads as another character
+    assert stat.S_IMODE((laptop / "sheet.txt").stat().st_mode) == 0o600
+
+
+def test_a_found_sheet_opens_nothing_without_the_passphrase(keygen, laptop):
+    """The sheet holds the key sealed: restored with another passphrase, it does not open."""
+    key = keys.loads_private((laptop / "keys" / "butterfly.key").read_text(), PASSPHRASE.encode())
+    raw = key.key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+    sheet = (laptop / "sheet.txt").read_text()
+    assert raw.hex() not in sheet.lower() and base64.b64encode(raw).decode() not in sheet
+    assert paper._b32(raw) not in sheet.replace(" ", "").replace("\n", "")
+    assert restore(keygen, laptop, typed(sheet)) == 0
+    with pytest.raises(keys.KeyFileError, match="wrong passphrase"):
+        keys.loads_private((laptop / "back" / "restored.key").read_text(), b"a guess at the passphrase")
+
+
+def test_a_typing_mistake_is_reported_with_its_line_and_writes_nothing(keygen, laptop, capsys):
+    lines = typed((laptop / "sheet.txt").read_text()).splitlines()
+    number, groups = lines[6].split(" ", 1)
+    lines[6] = f"{number} {groups[:3]}{'z' if groups[3] != 'z' else 'y'}{groups[4:]}"
+    assert restore(keygen, laptop, "\n".join(lines)) == 2
+    err = capsys.readouterr().err
+    assert "line 07: a character is mistyped" in err and "passphrase" not in err
+    assert not (laptop / "back").exists()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda lines: lines[:3] + lines[4:], "line 04 is missing"),
+        (lambda lines: lines[:-2] + lines[-1:], "the sheet is incomplete"),
+        (lambda lines: lines[:-1], "the CHECK line at the end is missing"),
+        (lambda lines: [], "no numbered line"),
+    ],
+)
+def test_a_missing_line_is_named(keygen, laptop, capsys, change, message):
+    lines = typed((laptop / "sheet.txt").read_text()).splitlines()
+    assert restore(keygen, laptop, "\n".join(change(lines))) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_sheet_for_an_existing_key_needs_no_passphrase(keygen, laptop):
+    sheet = laptop / "again.txt"
+    assert keygen.main(["--paper", str(sheet), "--from", str(laptop / "keys" / "butterfly.key")]) == 0
+    assert restore(keygen, laptop, typed(sheet.read_text())) == 0
+    first = keys.sealed_contents((laptop / "keys" / "butterfly.key").read_text())
+    assert keys.sealed_contents((laptop / "back" / "restored.key").read_text()) == first
+
+
+def test_keygen_refuses_to_overwrite_a_sheet(keygen, laptop, capsys):
+    assert keygen.main(["--paper", str(laptop / "sheet.txt"), "--from", str(laptop / "keys" / "butterfly.key")]) == 2
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_a_key_restored_from_paper_opens_a_bundle_on_the_laptop(keygen, laptop, script, tmp_path):
+    """The staff walkthrough's worst day: the laptop is gone, the sheet and the passphrase are not."""
+    key = keys.loads_private((laptop / "keys" / "butterfly.key").read_text(), PASSPHRASE.encode())
+    data = envelope.plaintext({"what_happened": "Zqv it happened"}, 1, "th")
+    record = bundle.Record(
+        id="a" * 32,
+        campaign="petition",
+        form="testimony",
+        received_on="2026-11-25",
+        sealed_by="browser",
+        envelope=envelope.seal(data, [key.public], "petition", "testimony").to_json(),
+    )
+    path = tmp_path / "b.papillon"
+    bundle.write(path, [record], created_on="2026-11-25", key_ids=[key.key_id], campaigns={})
+    (laptop / "keys" / "butterfly.key").unlink()
+    assert restore(keygen, laptop, typed((laptop / "sheet.txt").read_text()), name="butterfly") == 0
+    restored = laptop / "back" / "butterfly.key"
+    out = tmp_path / "opened"
+    (restored.parent / "passphrase.txt").write_text(PASSPHRASE + "\n")
+    assert script("decrypt").main(decrypt_args(path, restored, out)) == 0
+    assert "Zqv it happened" in (out / "petition-testimony.csv").read_text(encoding="utf-8-sig")
