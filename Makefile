@@ -6,7 +6,7 @@ DEMO := instance/demo-key
 CHROMIUM ?= /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint format chromium bench clean messages translations
+.PHONY: run test lint format chromium bench clean messages translations offline-kit
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,18 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+# The staff scripts and the wheels they need, for the offline laptop (docs/staff-guide.md): build it on a
+# connected machine with the laptop's system and Python version, copy the folder over, follow INSTALL.txt.
+KIT ?= offline-kit
+offline-kit: $(VENV)/.installed
+	rm -rf $(KIT) && mkdir -p $(KIT)/wheels
+	$(PY) -m pip freeze | grep -i -E '^(cryptography|pynacl|cffi|pycparser)==' > $(KIT)/requirements.txt
+	$(PY) -m pip download --quiet --only-binary=:all: --dest $(KIT)/wheels -r $(KIT)/requirements.txt
+	mkdir -p $(KIT)/papillon $(KIT)/scripts
+	cp papillon/*.py $(KIT)/papillon/ && cp scripts/*.py $(KIT)/scripts/
+	cp docs/staff-guide.md $(KIT)/ && cp docs/offline-kit.txt $(KIT)/INSTALL.txt
+	@echo "Offline kit ready in $(KIT)/: copy the folder to the laptop and follow INSTALL.txt."
+
 chromium:
 	@[ -x $(CHROMIUM) ] || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 
@@ -75,4 +87,4 @@ bench: $(VENV)/.installed chromium
 	$(PY) -m benchmarks.decrypt
 
 clean:
-	rm -rf $(VENV) node_modules build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) node_modules offline-kit build *.egg-info .pytest_cache .ruff_cache
