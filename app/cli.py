@@ -1,4 +1,5 @@
-"""Server-side staff commands: ``flask --app wsgi init-db | export | purge | status | translation-template``."""
+"""Server-side staff commands: ``flask --app wsgi init-db | export | purge | status | publish |
+translation-template``."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from flask import Flask, current_app
 from flask.cli import with_appcontext
 
 from app.storage import PurgeIncomplete, db
-from papillon import bundle, languages
+from papillon import bundle, languages, signers
 from papillon.campaigns import CampaignError, translation_template
 
 
@@ -110,6 +111,24 @@ def status() -> None:
         click.echo(f"{campaign}/{form}: {n} {'exported' if exported else 'waiting for export'}")
 
 
+@click.command("publish")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@with_appcontext
+def publish(path: Path) -> None:
+    """Show on each campaign's page the signers listed in PATH (written by decrypt.py --publish on the laptop):
+    the count, and the names of those who agreed to be listed. It replaces the lists of the campaigns in PATH."""
+    try:
+        listings = signers.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, signers.SignersError) as exc:
+        raise click.ClickException(f"{path}: {exc}; nothing was published") from exc
+    known = current_app.extensions["papillon.campaigns"]
+    if unknown := sorted(set(listings) - set(known)):
+        raise click.ClickException(f"{path}: no campaign {unknown[0]!r} on this server; nothing was published")
+    db.publish({slug: (listing.count, listing.sorted()) for slug, listing in listings.items()})
+    for slug, listing in sorted(listings.items()):
+        click.echo(f"{slug}: {listing.count} signature(s), {len(listing.signers)} listed by name")
+
+
 @click.command("translation-template")
 @click.argument("campaign")
 @click.argument("language", type=click.Choice([tag for tag in languages.NAMES if tag != languages.DEFAULT]))
@@ -129,5 +148,5 @@ def translation_template_command(campaign: str, language: str) -> None:
 
 
 def init_app(app: Flask) -> None:
-    for command in (init_db, export, purge, status, translation_template_command):
+    for command in (init_db, export, purge, status, publish, translation_template_command):
         app.cli.add_command(command)

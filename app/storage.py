@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import time
 from collections.abc import Iterable, Iterator
@@ -10,7 +11,21 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from flask import Flask, current_app
-from sqlalchemy import Boolean, Date, Engine, String, Text, create_engine, delete, event, func, select, text, update
+from sqlalchemy import (
+    Boolean,
+    Date,
+    Engine,
+    Integer,
+    String,
+    Text,
+    create_engine,
+    delete,
+    event,
+    func,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
@@ -36,6 +51,16 @@ class Submission(Base):
     sealed_by: Mapped[str] = mapped_column(String(8))
     envelope: Mapped[str] = mapped_column(Text)
     exported: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+
+
+class PublicList(Base):
+    """A campaign's public list of signers, as staff published it: a count, and the names of those who agreed."""
+
+    __tablename__ = "public_lists"
+
+    campaign: Mapped[str] = mapped_column(String(40), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer)
+    signers: Mapped[str] = mapped_column(Text)  # JSON list of {answer name: text}, sorted
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -210,6 +235,20 @@ class Storage:
                 "the exported records were deleted, but another connection held the table, so their copies may "
                 "remain in its files; run purge again (stop the server first if it keeps happening)"
             ) from exc
+
+    def publish(self, listings: dict[str, tuple[int, list[dict[str, str]]]]) -> None:
+        """Replace the public lists of these campaigns, all at once."""
+        with self.session() as session:
+            session.execute(delete(PublicList).where(PublicList.campaign.in_(list(listings))))
+            session.add_all(
+                PublicList(campaign=slug, count=count, signers=json.dumps(signers, ensure_ascii=False))
+                for slug, (count, signers) in listings.items()
+            )
+
+    def public_list(self, campaign: str) -> tuple[int, list[dict[str, str]]] | None:
+        with self.session() as session:
+            row = session.get(PublicList, campaign)
+            return None if row is None else (row.count, json.loads(row.signers))
 
     def counts(self) -> dict[tuple[str, str, bool], int]:
         with self.session() as session:

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 from flask import Blueprint, Response, abort, current_app, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import BadRequest, HTTPException, SecurityError
 from werkzeug.routing import RequestRedirect
 
@@ -180,7 +181,11 @@ def favicon() -> Response:
 @route("/<campaign_slug>/", methods=["GET"])
 def campaign(campaign_slug: str) -> str:
     campaign, _ = _lookup(campaign_slug)
-    return render_template("campaign.html", campaign=campaign)
+    try:
+        public_list = db.public_list(campaign.slug)
+    except SQLAlchemyError:
+        public_list = None  # the text needs no database: a reader still gets the page, without the list
+    return render_template("campaign.html", campaign=campaign, public_list=public_list)
 
 
 def _render_form(campaign: Campaign, form: Form, wtf: AnswersForm, status: int = 200) -> tuple[str, int]:

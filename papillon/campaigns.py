@@ -164,6 +164,17 @@ class Form:
     intro: str = ""
     submit: str = "Send"
     thanks: str = "Thank you. Your answers were sealed and received."
+    # A sign form may let each signer agree to be listed: the consent field, and the answers then shown.
+    publish_consent: str = ""
+    publish: tuple[str, ...] = ()
+
+    def published(self, answers: Mapping[str, object]) -> dict[str, str] | None:
+        """What a signer agreed to have listed publicly, or None when they did not (or cannot) agree."""
+        if not self.publish_consent or answers.get(self.publish_consent) is not True:
+            return None
+        shown = {name: answers.get(name) for name in self.publish}
+        listed = {name: value.strip() for name, value in shown.items() if isinstance(value, str) and value.strip()}
+        return listed or None
 
     def check(self, answers: Mapping[str, object]) -> dict[str, str]:
         """Problems with a whole set of answers, in English, by field name (``_form`` for the set itself)."""
@@ -342,7 +353,9 @@ def _field(data: object, where: str) -> Field:
 
 
 def _form(data: object, where: str) -> Form:
-    data = _table(data, where, {"slug", "title", "version", "intro", "submit", "thanks", "fields"})
+    data = _table(
+        data, where, {"slug", "title", "version", "intro", "submit", "thanks", "fields", "publish", "publish_consent"}
+    )
     slug = _get(data, "slug", where, str)
     if not SLUG.fullmatch(slug):
         raise CampaignError(f"{where}.slug: {slug!r} must be lower case letters, digits and -")
@@ -356,8 +369,20 @@ def _form(data: object, where: str) -> Form:
     version = _get(data, "version", where, int, 1)
     if version < 1:
         raise CampaignError(f"{where}.version: must be 1 or more")
+    publish_consent = _get(data, "publish_consent", where, str, "")
+    publish = _get(data, "publish", where, list, [])
+    by_name = {f.name: f for f in fields}
+    if publish_consent and by_name.get(publish_consent, Field("", "", "")).type != CONSENT:
+        raise CampaignError(f"{where}.publish_consent: {publish_consent!r} must name a consent field of this form")
+    if bool(publish_consent) != bool(publish):
+        raise CampaignError(f"{where}.publish: give both publish and publish_consent, or neither")
+    for name in publish:
+        if not isinstance(name, str) or by_name.get(name, Field("", "", "")).type not in {TEXT}:
+            raise CampaignError(f"{where}.publish: {name!r} must name a one-line text field of this form")
     defaults = Form(slug="", title="", fields=())
     return Form(
+        publish_consent=publish_consent,
+        publish=tuple(publish),
         slug=slug,
         title=_get(data, "title", where, str),
         fields=fields,

@@ -38,7 +38,7 @@ from typing import IO, Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from papillon import bundle, campaigns, envelope, keys
+from papillon import bundle, campaigns, envelope, keys, signers
 
 # What a spreadsheet may run as a formula when a cell starts with it (OWASP's CSV injection list, with the
 # full-width forms that some spreadsheets read the same way).
@@ -156,6 +156,8 @@ class Row:
     chosen: list[tuple[str, str]]  # (field, choice id) for the report's counts
     locale: str
     jsonl: str | None
+    listed: dict[str, str] | None = None  # what the signer agreed to have listed publicly, if they did
+    countable: bool = False  # a signature on a form that keeps a public count
 
 
 @dataclass
@@ -221,6 +223,8 @@ class Opener:
             ],
             locale=locale,
             jsonl=jsonl,
+            listed=definition.published(answers) if definition is not None and not notes else None,
+            countable=bool(definition and definition.publish_consent),
         )
 
     def digests(self, definition: campaigns.Form | None, answers: dict) -> list[tuple[str, int]]:
@@ -328,6 +332,7 @@ class Writer:
         self.per_day: Counter = Counter()
         self.per_language: Counter = Counter()
         self.chosen: Counter = Counter()
+        self.listings: dict[str, signers.Listing] = {}
 
     def targets(self, place: tuple[str, str]) -> list[Path]:
         name = f"{place[0]}-{place[1]}"
@@ -368,6 +373,11 @@ class Writer:
         self.per_day[record.campaign, record.form, record.received_on] += 1
         self.per_language[record.campaign, record.form, row.locale] += 1
         self.chosen.update((record.campaign, record.form, name, choice) for name, choice in row.chosen)
+        if row.countable:
+            listing = self.listings.setdefault(record.campaign, signers.Listing())
+            listing.count += 1
+            if row.listed is not None and not duplicates:
+                listing.signers.append(row.listed)
 
     def close(self) -> None:
         for sheet in self.sheets.values():
@@ -550,6 +560,8 @@ def run(args: argparse.Namespace) -> int:
     writer = Writer(args.out, definitions, args.jsonl)
     clash = [p for place in places for p in writer.targets(place) if p.exists()]
     clash += [args.out / name for name in ("summary.txt", "report.html") if (args.out / name).exists()]
+    if args.publish is not None and args.publish.exists():
+        clash.append(args.publish)
     if clash:
         raise Refusal(f"{clash[0]} already exists; choose a new --out folder so nothing is overwritten")
     private = load_private(args.key, args.passphrase_file)
@@ -573,6 +585,10 @@ def run(args: argparse.Namespace) -> int:
     written = [path for place in sorted(writer.sheets) for path in writer.targets(place)]
     written.append(write_summary(args.out, writer, surveys, private))
     written.append(write_report(args.out, writer))
+    if args.publish is not None:
+        with open(args.publish, "x", encoding="utf-8", opener=owner_only) as fh:
+            fh.write(signers.dumps(writer.listings))
+        written.append(args.publish)
     for path in written:
         print(f"Wrote {path}")
     damaged = any(found.report for found in surveys)
@@ -596,6 +612,12 @@ def main(argv: list[str] | None = None) -> int:
         "--salvage", action="store_true", help="open the intact records of a damaged bundle and list the damage"
     )
     parser.add_argument("--jsonl", action="store_true", help="also write each form's records as JSON Lines")
+    parser.add_argument(
+        "--publish",
+        type=Path,
+        metavar="FILE",
+        help="also write the public list of signers (a count, and the names of those who agreed) for flask publish",
+    )
     args = parser.parse_args(argv)
     if args.jobs < 1:
         parser.error("--jobs must be 1 or more")

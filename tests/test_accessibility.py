@@ -13,7 +13,7 @@ from pages import ROOT
 from playwright.sync_api import Browser, BrowserContext, Page
 
 from app.views import SEAL_MESSAGES
-from papillon import languages
+from papillon import languages, signers
 
 pytestmark = pytest.mark.browser
 
@@ -159,3 +159,20 @@ def test_the_sealing_status_is_announced_to_screen_readers_in_the_page_language(
         expected = str(SEAL_MESSAGES["ready"])
     assert status.inner_text() == expected
     assert "Your answers" not in expected
+
+
+def test_a_campaign_page_with_its_public_list_of_signers_stays_clean(
+    phone: Callable[[], Page], app: Flask, tmp_path
+) -> None:
+    listing = signers.Listing(
+        count=3, signers=[{"name": "王小明", "organization": "蝴蝶"}, {"name": "สมชาย ใจดี"}, {"name": "Ana Álvarez"}]
+    )
+    path = tmp_path / "signers.json"
+    path.write_text(signers.dumps({"declaration": listing}), encoding="utf-8")
+    assert app.test_cli_runner().invoke(args=["publish", str(path)]).exit_code == 0
+    page = phone()
+    for tag in ("ko", "th"):
+        page.goto(f"/{tag}/declaration/")
+        assert page.locator(".signers li").count() == 3
+        assert axe_violations(page) == []
+        assert sideways_scroll(page) == 0

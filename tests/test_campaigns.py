@@ -154,6 +154,7 @@ def test_declaration_sign_form_has_every_seed_field(shipped):
         "province": c.SINGLE_CHOICE,
         "other_country_city": c.TEXT,
         "receive_information": c.SINGLE_CHOICE,
+        "list_my_name": c.CONSENT,
     }
 
 
@@ -168,7 +169,23 @@ def test_open_letter_sign_form_has_every_seed_field(shipped):
         "actions": c.MULTIPLE_CHOICE,
         "known_harms": c.LONG_TEXT,
         "comment": c.LONG_TEXT,
+        "list_my_name": c.CONSENT,
     }
+
+
+@pytest.mark.parametrize(
+    ("slug", "organization"), [("declaration", "organization"), ("open-letter", "organization_name")]
+)
+def test_both_sign_forms_ask_before_listing_a_signer_and_list_only_name_and_organization(shipped, slug, organization):
+    form = shipped[slug].forms["sign"]
+    assert form.publish_consent == "list_my_name"
+    assert form.publish == ("name", organization)
+    consent = next(f for f in form.fields if f.name == "list_my_name")
+    assert consent.type == c.CONSENT and not consent.required
+    answers = {"name": "Ada", organization: "Butterfly", "email": "ada@example.org", "phone": "555 0101"}
+    assert form.published(answers) is None
+    assert form.published({**answers, "list_my_name": True}) == {"name": "Ada", organization: "Butterfly"}
+    assert shipped[slug].forms.get("testimony") is None or not shipped[slug].forms["testimony"].publish
 
 
 def test_open_letter_testimony_form_asks_nothing_that_identifies(shipped):

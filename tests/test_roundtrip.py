@@ -32,6 +32,7 @@ TYPED = {
         "postal_code": "V6A 9Z9 QX",
         "province": "outside",
         "comment": "Solidarit\u00e9 quaternion vermillion \u56e2\u7ed3\nRaided twice by Plinthwood Outreach",
+        "list_my_name": False,
     },
     ("letter", "sign"): {
         "name": "Marisol Obsidiana Tagalog Kapwa \u5f20\u4f1f",
