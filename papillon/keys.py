@@ -289,24 +289,14 @@ class PrivateKey:
 def loads_private(text: str, passphrase: bytes, source: str = "private key") -> PrivateKey:
     """Open a private key file; a wrong passphrase and a damaged file are told apart where possible."""
     doc = _load_json(text, source)
-    if doc.get("type") != PRIVATE_TYPE or doc.get("version") != VERSION:
-        raise KeyFileError(f"{source}: not a Papillon private key file")
-    kdf = doc.get("kdf")
-    if not isinstance(kdf, dict) or kdf.get("name") != "argon2id":
-        raise KeyFileError(f"{source}: unknown passphrase scheme")
-    opslimit, memlimit = kdf.get("opslimit"), kdf.get("memlimit")
-    if not isinstance(opslimit, int) or not isinstance(memlimit, int):
-        raise KeyFileError(f"{source}: damaged passphrase settings")
-    salt = _unb64(kdf.get("salt"), f"{source}: salt")
-    sealed = _unb64(doc.get("sealed_private_key"), f"{source}: sealed_private_key")
+    sealed = sealed_contents(text, source)
     try:
-        box = nacl.secret.SecretBox(_derive(passphrase, salt, opslimit, memlimit))
-        raw_private = box.decrypt(sealed)
+        box = nacl.secret.SecretBox(_derive(passphrase, sealed.salt, sealed.opslimit, sealed.memlimit))
+        raw_private = box.decrypt(sealed.sealed)
     except nacl.exceptions.CryptoError as exc:
         raise KeyFileError(f"{source}: wrong passphrase, or the key file is damaged") from exc
     private = X25519PrivateKey.from_private_bytes(raw_private)
-    expected = doc.get("public_key")
-    if expected is not None and _b64(raw_public_bytes(private.public_key())) != expected:
+    if raw_public_bytes(private.public_key()) != sealed.public:
         raise KeyFileError(f"{source}: the private key does not match its public key")
     name = doc.get("name") if isinstance(doc.get("name"), str) else Path(source).stem
     return PrivateKey(name=name, key=private)

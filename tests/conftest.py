@@ -88,6 +88,14 @@ def submit(client: FlaskClient) -> Callable[..., TestResponse]:
     return post
 
 
+@pytest.fixture
+def keygen(script: Callable[[str], ModuleType], monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    """scripts/keygen.py with the cheapest passphrase settings, so the tests stay fast."""
+    monkeypatch.setattr(keys, "OPSLIMIT", nacl.pwhash.argon2id.OPSLIMIT_MIN)
+    monkeypatch.setattr(keys, "MEMLIMIT", nacl.pwhash.argon2id.MEMLIMIT_MIN)
+    return script("keygen")
+
+
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Browser]:
     """Headless Chromium from the system, shared by the tests that drive a real page."""

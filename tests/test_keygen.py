@@ -13,13 +13,6 @@ PASSPHRASE = "a passphrase long enough"
 
 
 @pytest.fixture
-def keygen(script, monkeypatch):
-    monkeypatch.setattr(keys, "OPSLIMIT", nacl.pwhash.argon2id.OPSLIMIT_MIN)
-    monkeypatch.setattr(keys, "MEMLIMIT", nacl.pwhash.argon2id.MEMLIMIT_MIN)
-    return script("keygen")
-
-
-@pytest.fixture
 def passphrase_file(tmp_path):
     path = tmp_path / "passphrase.txt"
     path.write_text(PASSPHRASE + "\nignored second line\n")

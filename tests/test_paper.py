@@ -6,7 +6,6 @@ import base64
 import re
 import stat
 
-import nacl.pwhash
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 from pages import decrypt_args
@@ -15,13 +14,6 @@ from papillon import bundle, envelope, keys, paper
 
 PASSPHRASE = "a passphrase long enough"
 DATA_LINE = re.compile(r"^\d{2}  .*  ..$")
-
-
-@pytest.fixture
-def keygen(script, monkeypatch):
-    monkeypatch.setattr(keys, "OPSLIMIT", nacl.pwhash.argon2id.OPSLIMIT_MIN)
-    monkeypatch.setattr(keys, "MEMLIMIT", nacl.pwhash.argon2id.MEMLIMIT_MIN)
-    return script("keygen")
 
 
 @pytest.fixture
