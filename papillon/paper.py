@@ -25,8 +25,10 @@ MAGIC = b"PK1"
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 READ_AS = {"O": "0", "I": "1", "L": "1"}
 GROUP, GROUPS = 5, 4
-LINE = re.compile(r"^\s*(\d{1,3})\s+((?:[0-9A-Za-z]+\s+)+)([0-9A-Za-z]{2})\s*$")
-TOTAL = re.compile(r"^\s*CHECK\s+([0-9A-Za-z]{8})\s*$", re.IGNORECASE)
+# Read with every space taken out: a two-digit number, the line's characters, its two-character check.
+NUMBERED = re.compile(r"[0-9]|[OIL][0-9]")  # O1 typed for 01 counts too
+LINE = re.compile(r"([0-9]{2})(.+)(..)")
+TOTAL = re.compile(r"CHECK(.{8})")
 
 
 class SheetError(ValueError):
@@ -103,14 +105,20 @@ def restore(text: str) -> keys.SealedKey:
     found: dict[int, str] = {}
     total = None
     for raw in text.splitlines():
-        line = "".join(READ_AS.get(c, c) for c in raw.upper())
-        if match := TOTAL.match(line):
-            total = match.group(1)
+        typed = "".join(raw.upper().split())
+        if typed.startswith("CHECK"):
+            if not (match := TOTAL.fullmatch(typed)):
+                raise SheetError("the CHECK line cannot be read; type it as printed: CHECK and eight characters")
+            total = "".join(READ_AS.get(c, c) for c in match.group(1))
             continue
-        match = LINE.match(line)
-        if not match:
+        # Told apart before O, I and L are read as digits, so that no line of the sheet's own text looks numbered.
+        if not NUMBERED.match(typed):
             continue
-        number, data, check = int(match.group(1)), "".join(match.group(2).split()), match.group(3)
+        line = "".join(READ_AS.get(c, c) for c in typed)
+        if not (match := LINE.fullmatch(line)):
+            number = re.match(r"[0-9]{1,2}", line).group()
+            raise SheetError(f"line {number}: cannot be read; type it as printed: two-digit number, groups, check")
+        number, data, check = int(match.group(1)), match.group(2), match.group(3)
         if any(c not in ALPHABET for c in data + check):
             bad = next(c for c in data + check if c not in ALPHABET)
             raise SheetError(f"line {number:02d}: {bad!r} is not a character that sheets use; look at it again")

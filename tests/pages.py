@@ -11,6 +11,7 @@ CAMPAIGNS = ROOT / "tests" / "campaigns"
 SHIPPED = ROOT / "app" / "campaigns"
 TOKEN = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 SUBMISSION = re.compile(r'name="submission_id" type="hidden" value="([^"]+)"')
+SHEET_LINE = re.compile(r"^\d{2}  .*  ..$")  # a numbered line of a paper recovery sheet, as printed
 
 
 def form_tokens(html: str) -> dict[str, str]:
@@ -27,6 +28,12 @@ def form_data(answers: dict[str, object]) -> dict[str, object]:
         elif value is not False:
             data[name] = value
     return data
+
+
+def typed_sheet(sheet: str) -> str:
+    """A recovery sheet's lines as a person types them back: lower case, O for zero, spaces as they come."""
+    lines = [line for line in sheet.splitlines() if SHEET_LINE.match(line) or line.startswith("CHECK")]
+    return "\n".join(" ".join(line.lower().replace("0", "o").split()) for line in lines) + "\n"
 
 
 def decrypt_args(bundle: Path, key_file: Path, out: Path) -> list[str]:

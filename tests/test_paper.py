@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import base64
-import re
 import stat
 
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
-from pages import decrypt_args
+from pages import SHEET_LINE, decrypt_args, typed_sheet
 
 from papillon import bundle, envelope, keys, paper
 
 PASSPHRASE = "a passphrase long enough"
-DATA_LINE = re.compile(r"^\d{2}  .*  ..$")
 
 
 @pytest.fixture
@@ -32,12 +30,6 @@ def laptop(tmp_path, keygen):
     return tmp_path
 
 
-def typed(sheet: str) -> str:
-    """The sheet's lines as a person types them back: lower case, O for zero, spaces as they come."""
-    lines = [line for line in sheet.splitlines() if DATA_LINE.match(line) or line.startswith("CHECK")]
-    return "\n".join(" ".join(line.lower().replace("0", "o").split()) for line in lines) + "\n"
-
-
 def restore(keygen, tmp_path, text: str, name: str = "restored") -> int:
     (tmp_path / "typed.txt").write_text(text)
     return keygen.main(["--restore", str(tmp_path / "typed.txt"), "--out", str(tmp_path / "back"), "--name", name])
@@ -45,7 +37,7 @@ def restore(keygen, tmp_path, text: str, name: str = "restored") -> int:
 
 def test_a_typed_sheet_rebuilds_the_key_which_opens_with_the_same_passphrase(keygen, laptop):
     original = keys.loads_private((laptop / "keys" / "butterfly.key").read_text(), PASSPHRASE.encode())
-    assert restore(keygen, laptop, typed((laptop / "sheet.txt").read_text())) == 0
+    assert restore(keygen, laptop, typed_sheet((laptop / "sheet.txt").read_text())) == 0
     rebuilt = keys.loads_private((laptop / "back" / "restored.key").read_text(), PASSPHRASE.encode())
     raw = lambda k: k.key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())  # noqa: E731
     assert raw(rebuilt) == raw(original)
@@ -57,7 +49,7 @@ def test_the_sheet_names_the_fingerprint_and_is_short_enough_to_type(laptop):
     sheet = (laptop / "sheet.txt").read_text()
     public = keys.loads_public((laptop / "keys" / "butterfly.pub").read_text())
     assert f"Fingerprint: {public.fingerprint}" in sheet
-    data = [line for line in sheet.splitlines() if DATA_LINE.match(line)]
+    data = [line for line in sheet.splitlines() if SHEET_LINE.match(line)]
     assert len(data) <= 12
     assert all(len(group) <= 5 for line in data for group in line.split()[1:-1])
     assert not set("ILOU") & set("".join(data))  # nothing that reads as another character
@@ -71,18 +63,55 @@ def test_a_found_sheet_opens_nothing_without_the_passphrase(keygen, laptop):
     sheet = (laptop / "sheet.txt").read_text()
     assert raw.hex() not in sheet.lower() and base64.b64encode(raw).decode() not in sheet
     assert paper._b32(raw) not in sheet.replace(" ", "").replace("\n", "")
-    assert restore(keygen, laptop, typed(sheet)) == 0
+    assert restore(keygen, laptop, typed_sheet(sheet)) == 0
     with pytest.raises(keys.KeyFileError, match="wrong passphrase"):
         keys.loads_private((laptop / "back" / "restored.key").read_text(), b"a guess at the passphrase")
 
 
 def test_a_typing_mistake_is_reported_with_its_line_and_writes_nothing(keygen, laptop, capsys):
-    lines = typed((laptop / "sheet.txt").read_text()).splitlines()
+    lines = typed_sheet((laptop / "sheet.txt").read_text()).splitlines()
     number, groups = lines[6].split(" ", 1)
     lines[6] = f"{number} {groups[:3]}{'z' if groups[3] != 'z' else 'y'}{groups[4:]}"
     assert restore(keygen, laptop, "\n".join(lines)) == 2
     err = capsys.readouterr().err
     assert "line 07: a character is mistyped" in err and "passphrase" not in err
+    assert not (laptop / "back").exists()
+
+
+def test_a_sheet_typed_without_any_space_restores(keygen, laptop):
+    lines = typed_sheet((laptop / "sheet.txt").read_text()).splitlines()
+    assert restore(keygen, laptop, "\n".join(line.replace(" ", "") for line in lines)) == 0
+    first = keys.sealed_contents((laptop / "keys" / "butterfly.key").read_text())
+    assert keys.sealed_contents((laptop / "back" / "restored.key").read_text()) == first
+
+
+def test_a_sheet_typed_with_spaces_anywhere_restores(keygen, laptop):
+    lines = typed_sheet((laptop / "sheet.txt").read_text()).splitlines()
+    scattered = [" ".join(line[:4]) + "\t" + line[4:].replace(" ", "   ") + " " for line in lines]
+    assert restore(keygen, laptop, "\n".join(scattered)) == 0
+
+
+def test_the_whole_sheet_as_printed_restores(keygen, laptop):
+    """A scanned sheet, its title, fingerprint and instructions included, needs no editing before --restore."""
+    assert restore(keygen, laptop, (laptop / "sheet.txt").read_text()) == 0
+    first = keys.sealed_contents((laptop / "keys" / "butterfly.key").read_text())
+    assert keys.sealed_contents((laptop / "back" / "restored.key").read_text()) == first
+
+
+@pytest.mark.parametrize(
+    ("at", "garble", "message"),
+    [
+        (4, lambda line: line[:2], "line 05: cannot be read"),
+        (4, lambda line: line[:4], "line 05: cannot be read"),
+        (-1, lambda line: line[:9], "the CHECK line cannot be read"),
+    ],
+)
+def test_a_line_that_cannot_be_read_is_named_and_not_called_missing(keygen, laptop, capsys, at, garble, message):
+    lines = typed_sheet((laptop / "sheet.txt").read_text()).splitlines()
+    lines[at] = garble(lines[at])
+    assert restore(keygen, laptop, "\n".join(lines)) == 2
+    err = capsys.readouterr().err
+    assert message in err and "missing" not in err
     assert not (laptop / "back").exists()
 
 
@@ -96,7 +125,7 @@ def test_a_typing_mistake_is_reported_with_its_line_and_writes_nothing(keygen, l
     ],
 )
 def test_a_missing_line_is_named(keygen, laptop, capsys, change, message):
-    lines = typed((laptop / "sheet.txt").read_text()).splitlines()
+    lines = typed_sheet((laptop / "sheet.txt").read_text()).splitlines()
     assert restore(keygen, laptop, "\n".join(change(lines))) == 2
     assert message in capsys.readouterr().err
 
@@ -104,7 +133,7 @@ def test_a_missing_line_is_named(keygen, laptop, capsys, change, message):
 def test_a_sheet_for_an_existing_key_needs_no_passphrase(keygen, laptop):
     sheet = laptop / "again.txt"
     assert keygen.main(["--paper", str(sheet), "--from", str(laptop / "keys" / "butterfly.key")]) == 0
-    assert restore(keygen, laptop, typed(sheet.read_text())) == 0
+    assert restore(keygen, laptop, typed_sheet(sheet.read_text())) == 0
     first = keys.sealed_contents((laptop / "keys" / "butterfly.key").read_text())
     assert keys.sealed_contents((laptop / "back" / "restored.key").read_text()) == first
 
@@ -129,7 +158,7 @@ def test_a_key_restored_from_paper_opens_a_bundle_on_the_laptop(keygen, laptop, 
     path = tmp_path / "b.papillon"
     bundle.write(path, [record], created_on="2026-11-25", key_ids=[key.key_id], campaigns={})
     (laptop / "keys" / "butterfly.key").unlink()
-    assert restore(keygen, laptop, typed((laptop / "sheet.txt").read_text()), name="butterfly") == 0
+    assert restore(keygen, laptop, typed_sheet((laptop / "sheet.txt").read_text()), name="butterfly") == 0
     restored = laptop / "back" / "butterfly.key"
     out = tmp_path / "opened"
     (restored.parent / "passphrase.txt").write_text(PASSPHRASE + "\n")
