@@ -99,15 +99,16 @@ def takes_language(endpoint: str) -> bool:
     return any("lang" in rule.arguments for rule in current_app.url_map.iter_rules(endpoint))
 
 
-def text_lang(campaign: Campaign) -> dict[str, str]:
-    """``lang`` for a campaign's words when they are not in the page's language (no translation yet);
-    used as ``campaign|text_lang|xmlattr``."""
-    return {} if campaign.language == page_language() else {"lang": campaign.language}
+def text_lang(campaign: Campaign, key: str) -> dict[str, str]:
+    """``lang`` for one of a campaign's texts when it is not in the page's language (not translated yet), so a
+    screen reader says it in its own; used as ``campaign|text_lang("forms.sign.title")|xmlattr``."""
+    language = campaign.text_language(key)
+    return {} if language == page_language() else {"lang": language}
 
 
-def page_lang(campaign: Campaign) -> dict[str, str]:
-    """``lang`` for the site's own words set among a campaign's words in another language."""
-    return {} if campaign.language == page_language() else {"lang": page_language()}
+def page_lang(campaign: Campaign, key: str) -> dict[str, str]:
+    """``lang`` for the site's own words set inside one of a campaign's texts that is in another language."""
+    return {} if campaign.text_language(key) == page_language() else {"lang": page_language()}
 
 
 def mark_language(response: Response) -> Response:

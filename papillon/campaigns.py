@@ -209,6 +209,9 @@ class Campaign:
     translations: Mapping[str, Translation] = field(default_factory=dict, compare=False, repr=False)
     body_language: str = ""  # the body's own language when it shows untranslated; the campaign's otherwise
     reviewed: bool = True  # False while these texts are a translation no fluent speaker has checked
+    # The texts a translation lacks, by key (``forms.sign.fields.name.label``): they show in the original's words.
+    fallbacks: frozenset[str] = frozenset()
+    original_language: str = ""
 
     def paragraphs(self) -> list[str]:
         return [p.strip() for p in re.split(r"\n\s*\n", self.body) if p.strip()]
@@ -216,6 +219,10 @@ class Campaign:
     @property
     def original(self) -> bool:
         return not self.body_language or self.body_language == self.language
+
+    def text_language(self, key: str) -> str:
+        """The language one text shows in, so a page can mark the original's words left untranslated."""
+        return self.original_language if key in self.fallbacks else self.language
 
     def localized(self, language: str) -> Campaign:
         """The campaign as a reader of ``language`` sees it: translated where a translation says so, the
@@ -258,6 +265,8 @@ class Campaign:
             language=language,
             body_language=language if "body" in texts else self.language,
             reviewed=translation.reviewed,
+            fallbacks=frozenset(self.untranslated(language)),
+            original_language=self.language,
             translations={},
         )
 

@@ -468,6 +468,24 @@ def test_a_translation_changes_words_and_never_ids_names_or_rules(tmp_path):
     assert campaign.localized("ko") is campaign
 
 
+def test_a_localized_campaign_knows_which_texts_still_show_in_the_originals_words(tmp_path):
+    write_campaign(tmp_path, MINIMAL.format(fields=TEXT_FIELD + CHOICE_FIELD))
+    (tmp_path / "demo.fr.toml").write_text(TRANSLATION + '[forms.sign.fields.pick.choices]\nyes = "Oui"\n')
+    french = c.load_dir(tmp_path)["demo"].localized("fr")
+    shown_in = {key: french.text_language(key) for key in french.text_keys()}
+    assert shown_in == {
+        "title": "fr",
+        "body": "en",
+        "forms.sign.title": "en",
+        "forms.sign.submit": "en",
+        "forms.sign.thanks": "en",
+        "forms.sign.fields.name.label": "fr",
+        "forms.sign.fields.pick.label": "en",
+        "forms.sign.fields.pick.choices.yes": "fr",
+        "forms.sign.fields.pick.choices.no": "en",
+    }
+
+
 CHOICE_FIELD = """
 [[forms.fields]]
 name = "pick"

@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import sys
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -30,6 +31,33 @@ HTML_LANG = re.compile(r'<html lang="([^"]+)">')
 SWITCHER = re.compile(r'<nav class="languages"[^>]*>(.*?)</nav>', re.S)
 PLACEHOLDER = re.compile(r"%\(\w+\)\w")
 LINK = re.compile(r'<a href="([^"]+)" lang="([^"]+)" hreflang="([^"]+)"( aria-current="true")?>([^<]+)</a>')
+VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
+
+
+class TextLanguages(HTMLParser):
+    """Each text of a page with the language a screen reader reads it in: the nearest ``lang`` around it."""
+
+    def __init__(self, page: str) -> None:
+        super().__init__()
+        self.open: list[tuple[str, str, str]] = []
+        self.texts: list[tuple[str, str]] = []
+        self.links: list[tuple[dict[str, str | None], str, list[str]]] = []  # with the ids of what holds them
+        self.feed(page)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        named = dict(attrs)
+        if tag == "a":
+            self.links.append((named, self.open[-1][1], [element_id for *_, element_id in self.open]))
+        if tag not in VOID:
+            self.open.append((tag, named.get("lang", self.open[-1][1] if self.open else ""), named.get("id", "")))
+
+    def handle_endtag(self, tag: str) -> None:
+        while self.open and self.open.pop()[0] != tag:
+            pass
+
+    def handle_data(self, data: str) -> None:
+        if data.strip() and self.open:
+            self.texts.append((" ".join(data.split()), self.open[-1][1]))
 
 
 def in_language(app: Flask, tag: str, message: str, **values: object) -> str:
@@ -272,6 +300,55 @@ def test_untranslated_campaign_words_are_marked_with_their_own_language(client: 
     body = client.get("/vi/letter/sign").get_data(as_text=True)
     assert '<h1 lang="en">Sign the test letter</h1>' in body
     assert re.search(r'<label for="name" lang="en">Your name</label> <span class="req" lang="vi">', body)
+
+
+def campaign_page(client: FlaskClient, tag: str, path: str) -> str:
+    if path != "refused testimony":
+        return client.get(f"/{tag}{path}").get_data(as_text=True)
+    page = client.get(f"/{tag}/petition/testimony").get_data(as_text=True)
+    response = client.post(f"/{tag}/petition/testimony", data={**form_tokens(page), "what_happened": " "})
+    assert response.status_code == 400
+    return response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    "path", ["/", "/petition/", "/petition/sign", "/petition/testimony", "/petition/sign/thanks", "refused testimony"]
+)
+@pytest.mark.parametrize("tag", ["fr", "ko", "vi"])
+def test_each_campaign_text_is_marked_with_the_language_it_shows_in(
+    client: FlaskClient, app: Flask, tag: str, path: str
+) -> None:
+    """French is partly translated, Korean wholly, Vietnamese not at all: whatever shows in English says so."""
+    campaign = app.extensions["papillon.localized"]["petition", tag]
+    original = app.extensions["papillon.campaigns"]["petition"]
+    translated = original.translations[tag].texts if tag in original.translations else {}
+    expected = {text: tag if key in translated else "en" for key, text in campaign.text_keys().items() if key != "body"}
+    texts = TextLanguages(campaign_page(client, tag, path)).texts
+    checked = [(text, lang) for text, lang in texts if text in expected]
+    assert checked, "the page shows some of the campaign's texts"
+    assert [(text, lang) for text, lang in checked if lang != expected[text]] == []
+    if path == "refused testimony":
+        error = campaign.forms["testimony"].fields[0].error
+        shown = [lang for text, lang in texts if text.endswith(error)]
+        assert shown == [expected[error]] * 2, "in the summary and beside the field"
+
+
+def test_a_partly_translated_form_marks_its_english_words_as_english(client: FlaskClient) -> None:
+    """petition.fr.toml translates the titles, the button and one question's choices, and nothing else."""
+    body = client.get("/fr/petition/sign").get_data(as_text=True)
+    assert HTML_LANG.search(body)[1] == "fr"
+    texts = TextLanguages(body).texts
+    for english in [
+        "Your name",
+        "I am signing as",
+        "If you sign as an individual, you may leave this empty.",
+        "Workers' rights",
+        "Your answers are sealed for the organizers before they are stored.",
+    ]:
+        assert (english, "en") in texts, english
+    for french in ["Signer la pétition de test", "Une personne", "Signer la pétition", "Pétition de test"]:
+        assert (french, "fr") in texts, french
+    assert re.search(r'<label for="name" lang="en">Your name</label> <span class="req" lang="fr">', body)
 
 
 @pytest.mark.parametrize("slug", ["ko", "zh-hans", "en"])
