@@ -269,6 +269,19 @@ def test_a_draft_translation_says_so_and_links_to_the_english_original(client: F
     assert 'id="draft-note"' not in client.get("/en/petition/sign").get_data(as_text=True)
 
 
+@pytest.mark.parametrize("tag", [t for t in languages.NAMES if t != "en"])
+def test_the_link_to_the_english_original_is_read_in_the_page_language_it_is_written_in(
+    client: FlaskClient, app: Flask, tag: str
+) -> None:
+    app.extensions["papillon.reviewed_catalogs"].discard(tag)  # a draft page, however far review has come
+    page = TextLanguages(client.get(f"/{tag}/petition/sign").get_data(as_text=True))
+    [(link, around)] = [(attrs, lang) for attrs, lang, within in page.links if "draft-note" in within]
+    assert link["href"] == "/en/petition/sign" and link["hreflang"] == "en"
+    assert link.get("lang", around) == around == tag
+    words = in_language(app, tag, "Read it in the original English")
+    assert (words, tag) in page.texts and words != "Read it in the original English"
+
+
 def test_a_reviewed_translation_on_a_reviewed_catalog_carries_no_draft_note(client: FlaskClient, app: Flask) -> None:
     app.extensions["papillon.reviewed_catalogs"] |= {"fr", "ko"}
     assert 'id="draft-note"' not in client.get("/fr/petition/sign").get_data(as_text=True)
