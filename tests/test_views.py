@@ -374,6 +374,34 @@ def test_missing_or_bad_csrf_token_is_refused_and_nothing_stored(client, app, to
     assert stored(app) == []
 
 
+def error_summary(response) -> str:
+    page = response.get_data(as_text=True)
+    return page.split('id="error-summary"', 1)[1].split("</div>", 1)[0]
+
+
+CORRECT_BELOW = "Please correct the answers marked below."
+
+
+def test_an_expired_page_with_every_answer_right_asks_to_correct_nothing(client, app):
+    tokens = page_tokens(client, "petition", "testimony")
+    response = post(client, "petition", "testimony", {**tokens, "csrf_token": "expired", "what_happened": "Zqv x"})
+    assert response.status_code == 400
+    summary = error_summary(response)
+    assert "This page had expired" in summary
+    assert CORRECT_BELOW not in summary and "<li>" not in summary
+    assert stored(app) == []
+
+
+def test_an_expired_page_with_a_wrong_answer_lists_the_answer_to_correct(client, app):
+    tokens = page_tokens(client, "petition", "testimony")
+    response = post(client, "petition", "testimony", {**tokens, "csrf_token": "expired", "what_happened": " "})
+    assert response.status_code == 400
+    summary = error_summary(response)
+    assert "This page had expired" in summary and CORRECT_BELOW in summary
+    assert summary.count("<li>") == 1 and 'href="#what_happened"' in summary
+    assert stored(app) == []
+
+
 def test_a_csrf_token_from_another_session_is_refused(app, client):
     other = app.test_client()
     tokens = page_tokens(other, "petition", "testimony")
