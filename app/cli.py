@@ -116,7 +116,10 @@ def status() -> None:
 @with_appcontext
 def publish(path: Path) -> None:
     """Show on each campaign's page the signers listed in PATH (written by decrypt.py --publish on the laptop):
-    the count, and the names of those who agreed to be listed. It replaces the lists of the campaigns in PATH."""
+    the count, and the names of those who agreed to be listed. It replaces the lists of the campaigns in PATH.
+
+    A file naming an answer that no form of its campaign publishes (an email, a phone number) is refused whole,
+    so an edited or mistaken file cannot put it on a public page."""
     try:
         listings = signers.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, signers.SignersError) as exc:
@@ -124,6 +127,14 @@ def publish(path: Path) -> None:
     known = current_app.extensions["papillon.campaigns"]
     if unknown := sorted(set(listings) - set(known)):
         raise click.ClickException(f"{path}: no campaign {unknown[0]!r} on this server; nothing was published")
+    for slug, listing in sorted(listings.items()):
+        shown = {name for form in known[slug].forms.values() if form.publish_consent for name in form.publish}
+        for i, signer in enumerate(listing.signers):
+            if extra := sorted(set(signer) - shown):
+                raise click.ClickException(
+                    f"{path}: campaigns.{slug}.signers[{i}]: {extra[0]!r} is not an answer the campaign's forms "
+                    f"publish (only {', '.join(sorted(shown)) or 'none'}); nothing was published"
+                )
     db.publish({slug: (listing.count, listing.sorted()) for slug, listing in listings.items()})
     for slug, listing in sorted(listings.items()):
         click.echo(f"{slug}: {listing.count} signature(s), {len(listing.signers)} listed by name")

@@ -124,3 +124,29 @@ def test_a_list_for_a_campaign_the_server_does_not_have_is_refused(runner: Flask
     path.write_text(signers.dumps({"elsewhere": signers.Listing(count=1, signers=[])}))
     result = runner.invoke(args=["publish", str(path)])
     assert result.exit_code != 0 and "no campaign 'elsewhere'" in result.output
+
+
+@pytest.mark.parametrize(
+    ("campaign", "signer", "refused"),
+    [
+        ("petition", {"name": "Zqv Leaked", "email": "zqv.leaked@example.org"}, "'email'"),
+        ("petition", {"name": "Zqv Leaked", "phone": "+1 555 0100 999"}, "'phone'"),
+        ("letter", {"name": "Zqv Leaked"}, "'name'"),  # this campaign's forms publish nothing
+    ],
+)
+def test_a_list_holding_an_answer_its_campaign_does_not_publish_is_refused_and_never_shown(
+    client: FlaskClient, runner: FlaskCliRunner, tmp_path, campaign, signer, refused
+) -> None:
+    path = tmp_path / "signers.json"
+    path.write_text(signers.dumps({"petition": signers.Listing(count=1, signers=[{"name": "Ada"}])}))
+    assert runner.invoke(args=["publish", str(path)]).exit_code == 0
+    path.write_text(signers.dumps({campaign: signers.Listing(count=2, signers=[signer])}))
+    result = runner.invoke(args=["publish", str(path)])
+    assert result.exit_code != 0
+    assert f"{refused} is not an answer" in result.output and "nothing was published" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert all(value not in result.output for value in signer.values())
+    for page in (client.get("/petition/").get_data(as_text=True), client.get("/letter/").get_data(as_text=True)):
+        assert "Zqv Leaked" not in page and "zqv.leaked" not in page and "0100 999" not in page
+    page = client.get("/petition/").get_data(as_text=True)
+    assert "<li>Ada</li>" in page and "1 signature so far" in page  # the list already there stays as it was
