@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import json
 import stat
+import struct
 
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
-from pages import SHEET_LINE, decrypt_args, typed_sheet
+from pages import ROOT, SHEET_LINE, decrypt_args, typed_sheet
 
 from papillon import bundle, envelope, keys, paper
 
 PASSPHRASE = "a passphrase long enough"
+VECTOR = json.loads((ROOT / "tests" / "vectors" / "paper-sheet.json").read_text(encoding="utf-8"))
+# RFC 4648 base32 and Crockford's share their bit order; only the alphabet differs.
+TO_CROCKFORD = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", "0123456789ABCDEFGHJKMNPQRSTVWXYZ")
 
 
 @pytest.fixture
@@ -164,3 +170,35 @@ def test_a_key_restored_from_paper_opens_a_bundle_on_the_laptop(keygen, laptop, 
     (restored.parent / "passphrase.txt").write_text(PASSPHRASE + "\n")
     assert script("decrypt").main(decrypt_args(path, restored, out)) == 0
     assert "Zqv it happened" in (out / "petition-testimony.csv").read_text(encoding="utf-8-sig")
+
+
+def crockford(data: bytes) -> str:
+    return base64.b32encode(data).decode("ascii").rstrip("=").translate(TO_CROCKFORD)
+
+
+def sheet_as_described(sealed: keys.SealedKey) -> list[str]:
+    """The numbered lines and CHECK line, built from SECURITY.md's words alone rather than from papillon/paper.py."""
+    limits = struct.pack(">II", sealed.opslimit, sealed.memlimit)
+    payload = b"PK1" + limits + sealed.salt + sealed.public + sealed.sealed
+    text = crockford(payload)
+    lines = []
+    for number, start in enumerate(range(0, len(text), 20), 1):
+        chars = text[start : start + 20]
+        check = crockford(hashlib.sha256(f"{number}:{chars}".encode("ascii")).digest())[:2]
+        lines.append(f"{number:02d}  {' '.join(chars[i : i + 5] for i in range(0, len(chars), 5))}  {check}")
+    return [*lines, f"CHECK  {crockford(hashlib.sha256(payload).digest()[:5])}"]
+
+
+def test_the_vector_sheet_follows_the_format_security_md_describes():
+    sealed = keys.sealed_contents(json.dumps(VECTOR["key_file"]))
+    assert sealed.to_bytes(paper.MAGIC).hex() == VECTOR["payload"]
+    assert sheet_as_described(sealed) == VECTOR["lines"]
+    assert len(VECTOR["lines"]) == 12 and VECTOR["lines"][-2] == "11  EKKEE XCKA8  PW"  # 210 characters: 10 x 20 + 10
+    opened = keys.loads_private(json.dumps(VECTOR["key_file"]), VECTOR["passphrase"].encode())
+    assert opened.fingerprint == VECTOR["fingerprint"]
+
+
+def test_paper_writes_the_vector_sheet_and_reads_it_back():
+    sealed = keys.sealed_contents(json.dumps(VECTOR["key_file"]))
+    assert paper.Sheet(VECTOR["key_file"]["name"], sealed).lines() == VECTOR["lines"]
+    assert paper.restore("\n".join(VECTOR["lines"])) == sealed
