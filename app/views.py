@@ -145,6 +145,17 @@ def http_error(exc: HTTPException) -> tuple[Response | str, int]:
     return error_response(exc.code or 500, exc.description if isinstance(exc, Refused) else None)
 
 
+@bp.app_errorhandler(SQLAlchemyError)
+def database_error(exc: SQLAlchemyError) -> tuple[Response | str, int]:
+    """The database is down or failing: the person is told nothing was stored and to try again (503), not that
+    the site broke. A retry is safe, as a submission id is stored once. Only the kind of error is logged: a
+    driver's message can quote what a statement held."""
+    driver = getattr(exc, "orig", None)
+    kind = type(exc).__name__ + (f" ({type(driver).__module__}.{type(driver).__name__})" if driver else "")
+    current_app.logger.error("The database failed: %s; answered 503, nothing stored.", kind)
+    return error_response(503)
+
+
 def refuse(message: str) -> None:
     raise Refused(message)
 

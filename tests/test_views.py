@@ -5,12 +5,16 @@ from __future__ import annotations
 import hashlib
 import html
 import json
+import logging
+import socket
+import sqlite3
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from pages import SUBMISSION, form_data, form_tokens
+from sqlalchemy.exc import OperationalError
 
 from app.forms import new_submission_id
 from app.storage import db
@@ -598,3 +602,96 @@ def test_each_form_says_without_javascript_the_server_reads_the_answers_for_a_mo
     page = client.get(f"/{campaign}/{form}").get_data(as_text=True)
     notice = page[page.index("<noscript>") : page.index("</noscript>")]
     assert "the server reads them for a moment to seal them" in notice
+
+
+# --- the database failing: a kind 503 in the page's language, nothing stored, nothing of the answers logged --------
+
+TYPED_WHILE_DOWN = "Zqv Marigold Quartzwhistle saw it \u0e15\u0e33\u0e23\u0e27\u0e08"
+
+
+@pytest.fixture
+def logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    """Every log record, SQLAlchemy's statements included, from before the app exists."""
+    caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="sqlalchemy")
+    return caplog
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def post_testimony(client, tag: str, **headers: str):
+    tokens = form_tokens(client.get(f"/{tag}/petition/testimony").get_data(as_text=True))
+    return client.post(
+        f"/{tag}/petition/testimony", data={**tokens, "what_happened": TYPED_WHILE_DOWN}, headers=headers
+    )
+
+
+def busy_message(app, tag: str) -> str:
+    from app.views import STATUS_MESSAGES
+
+    with app.test_request_context(f"/{tag}/"):
+        translated = str(STATUS_MESSAGES[503])
+    assert translated != STATUS_MESSAGES[503]._args[0], f"the 503 page is translated into {tag}"
+    return translated
+
+
+def assert_told_to_try_again(app, response, tag: str, logs: pytest.LogCaptureFixture) -> None:
+    assert response.status_code == 503
+    page = response.get_data(as_text=True)
+    assert f'<html lang="{tag}">' in page
+    assert busy_message(app, tag) in html.unescape(page)
+    assert 'id="error-message"' in page
+    logged = logs.text + "\n".join(r.getMessage() for r in logs.records)
+    assert "answered 503, nothing stored" in logged
+    for text in (page, logged):
+        assert TYPED_WHILE_DOWN not in text and "Marigold" not in text
+
+
+def failing_store(**_values: object) -> bool:
+    raise OperationalError("INSERT INTO submissions ...", None, sqlite3.OperationalError("disk I/O error"))
+
+
+@pytest.mark.parametrize("tag", ["ko", "th"])
+def test_a_database_error_while_storing_answers_503_in_the_page_language(client, app, logs, monkeypatch, tag):
+    monkeypatch.setattr(db, "store", failing_store)
+    assert_told_to_try_again(app, post_testimony(client, tag), tag, logs)
+    monkeypatch.undo()
+    assert stored(app) == []
+
+
+@pytest.mark.parametrize("tag", ["es", "zh-Hant"])
+def test_a_database_error_answers_the_sealing_script_with_a_json_503_in_its_language(
+    client, app, logs, monkeypatch, organizer_key, tag
+):
+    monkeypatch.setattr(db, "store", failing_store)
+    tokens = form_tokens(client.get(f"/{tag}/petition/testimony").get_data(as_text=True))
+    sealed = browser_envelope([organizer_public(organizer_key)], "petition", "testimony", {"what_happened": "x"})
+    response = client.post(
+        f"/{tag}/petition/testimony", data={**tokens, "envelope": sealed}, headers={"Accept": "application/json"}
+    )
+    assert response.status_code == 503
+    assert response.get_json() == {"error": busy_message(app, tag)}
+    assert sealed not in logs.text
+
+
+@pytest.mark.parametrize("tag", ["fr", "vi"])
+@pytest.mark.parametrize("failure", ["PostgreSQL on a closed port", "a damaged SQLite file"])
+def test_a_database_that_cannot_be_reached_answers_503_and_stores_nothing(config, tmp_path, logs, failure, tag):
+    from app import create_app
+
+    if failure == "a damaged SQLite file":
+        damaged = tmp_path / "damaged.sqlite3"
+        damaged.write_bytes(b"not a database, whatever it once was " * 200)
+        config["DATABASE_URL"] = f"sqlite:///{damaged}"
+    else:
+        config["DATABASE_URL"] = f"postgresql+psycopg://postgres@127.0.0.1:{closed_port()}/postgres"
+    app = create_app(config)
+    client = app.test_client()
+    assert client.get(f"/{tag}/petition/").status_code == 200, "the campaign's text needs no database"
+    assert_told_to_try_again(app, post_testimony(client, tag), tag, logs)
+    if failure == "a damaged SQLite file":
+        assert TYPED_WHILE_DOWN.encode() not in damaged.read_bytes()
