@@ -11,7 +11,7 @@ import logging
 from pathlib import Path
 
 import pytest
-from pages import CAMPAIGNS, decrypt_args
+from pages import CAMPAIGNS, decrypt_args, form_data, form_tokens
 from sqlalchemy.engine import make_url
 
 from app.storage import db
@@ -142,3 +142,42 @@ def test_answers_to_every_form_come_out_on_the_laptop_and_nowhere_else(
         assert needle not in logged, needle
         assert needle not in console.out, needle
         assert needle not in console.err, needle
+
+
+# The same choices made on the Korean and on the English page, each with its own name.
+SAME_CHOICES = {"signing_as": "organization", "areas_of_focus": ["health", "other"], "province": "qc"}
+SIGNERS = {"ko": "\uae40\ubbfc\uc900 Zqv", "en": "Ada Zqv Lovelace"}
+
+
+def test_a_korean_and_an_english_submission_of_the_same_choices_open_to_the_same_spreadsheet_values(
+    app, client, runner, script, organizer_key_file, tmp_path
+):
+    for tag, name in SIGNERS.items():
+        page = client.get(f"/{tag}/petition/sign").get_data(as_text=True)
+        assert f'<html lang="{tag}">' in page
+        answers = {**SAME_CHOICES, "name": name, "list_my_name": True}
+        response = client.post(f"/{tag}/petition/sign", data={**form_tokens(page), **form_data(answers)})
+        assert response.status_code == 303, response.get_data(as_text=True)
+        assert response.headers["Location"] == f"/{tag}/petition/sign/thanks"
+    assert "\ub2e8\uccb4" in client.get("/ko/petition/sign").get_data(as_text=True), (
+        "the Korean page offers Korean labels"
+    )
+
+    export = tmp_path / "export.papillon"
+    result = runner.invoke(args=["export", "--out", str(export)])
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "laptop-out"
+    assert script("decrypt").main(decrypt_args(export, organizer_key_file, out)) == 0
+
+    with (out / "petition-sign.csv").open(encoding="utf-8-sig", newline="") as fh:
+        header, *rows = list(csv.reader(fh))
+    assert len(rows) == 2
+    by_language = {row["Language"]: row for row in (dict(zip(header, r, strict=True)) for r in rows)}
+    assert sorted(by_language) == ["en", "ko"]
+    korean, english = by_language["ko"], by_language["en"]
+    sign = app.extensions["papillon.campaigns"]["petition"].forms["sign"]
+    choices = [f.label for f in sign.fields if f.choices or f.type == c.CONSENT]
+    assert [korean[label] for label in choices] == [english[label] for label in choices]
+    assert [english[label] for label in choices] == ["An organization", "Health; Other", "Quebec", "yes"]
+    assert (korean["Your name"], english["Your name"]) == (SIGNERS["ko"], SIGNERS["en"])
+    assert korean["Sealed by"] == english["Sealed by"] == "server"

@@ -203,13 +203,17 @@ def test_browser_envelope_opens_with_each_organizer_key_to_the_same_answers(
         assert list(doc["answers"]) == list(ANSWERS), "answers keep the form's field order"
 
 
-def test_browser_plaintext_is_byte_identical_to_server_plaintext(organizers: list[X25519PrivateKey]) -> None:
-    text = browser_envelope(organizers, ANSWERS, form_version=3, locale="en")
+@pytest.mark.parametrize("locale", ["en", "ko", "th", "zh-Hant"])
+def test_browser_plaintext_is_byte_identical_to_server_plaintext(
+    organizers: list[X25519PrivateKey], locale: str
+) -> None:
+    text = browser_envelope(organizers, ANSWERS, form_version=3, locale=locale)
     sealed = envelope.parse(text)
     place = envelope.info(CAMPAIGN, FORM)
     for private in organizers:
         opened = envelope.SUITE.decrypt(sealed.sealed[public(private).key_id], private, info=place)
-        assert opened == envelope.plaintext(ANSWERS, 3, "en")
+        assert opened == envelope.plaintext(ANSWERS, 3, locale)
+        assert json.loads(opened)["locale"] == locale
 
 
 @pytest.mark.parametrize(("campaign", "form"), [("petition", FORM), (CAMPAIGN, "testimony")])
