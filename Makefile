@@ -55,11 +55,20 @@ node_modules/.installed: package.json package-lock.json
 
 # The staff scripts and the wheels they need, for the offline laptop (docs/staff-guide.md): build it on a
 # connected machine with the laptop's system and Python version, copy the folder over, follow INSTALL.txt.
+# The wheels are the versions the dev environment runs; requirements.txt pins each by its SHA-256, so the
+# laptop's pip (--require-hashes) installs exactly these files. The dev environment is made only if missing:
+# a pyproject.toml newer than it does not make building a kit reinstall it.
 KIT ?= offline-kit
-offline-kit: $(VENV)/.installed
+KIT_PACKAGES := cryptography|pynacl|cffi|pycparser
+offline-kit:
+	@[ -f $(VENV)/.installed ] || $(MAKE) $(VENV)/.installed
 	rm -rf $(KIT) && mkdir -p $(KIT)/wheels
-	$(PY) -m pip freeze | grep -i -E '^(cryptography|pynacl|cffi|pycparser)==' > $(KIT)/requirements.txt
-	$(PY) -m pip download --quiet --only-binary=:all: --dest $(KIT)/wheels -r $(KIT)/requirements.txt
+	$(PY) -m pip download --quiet --only-binary=:all: --dest $(KIT)/wheels \
+	  $$($(PY) -m pip freeze | grep -i -E '^($(KIT_PACKAGES))==')
+	set -e; for wheel in $(KIT)/wheels/*.whl; do \
+	  pin=$$(basename $$wheel | cut -d- -f1-2 | sed 's/-/==/'); \
+	  echo "$$pin $$($(PY) -m pip hash --algorithm sha256 $$wheel | tail -n 1)"; \
+	done > $(KIT)/requirements.txt
 	mkdir -p $(KIT)/papillon $(KIT)/scripts
 	cp papillon/*.py $(KIT)/papillon/ && cp scripts/*.py $(KIT)/scripts/
 	cp docs/staff-guide.md $(KIT)/ && cp docs/offline-kit.txt $(KIT)/INSTALL.txt

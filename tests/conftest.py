@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,7 +15,7 @@ from browser_support import ChromiumMissing, chromium_path, launch_chromium, ser
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
-from pages import CAMPAIGNS, ROOT, SHIPPED, form_data, form_tokens
+from pages import CAMPAIGNS, ROOT, SHIPPED, Laptop, form_data, form_tokens
 from playwright.sync_api import Browser, sync_playwright
 from werkzeug.test import TestResponse
 
@@ -23,6 +24,18 @@ from app.storage import db
 from papillon import keys
 
 PASSPHRASE = "a test passphrase, long enough"
+# Where no network namespace can be made, the kit's environment loads this at start-up instead.
+NO_NETWORK_HOOK = """
+import sys
+
+
+def _refuse(event, args):
+    if event in {"socket.connect", "socket.sendto", "socket.sendmsg", "socket.getaddrinfo"}:
+        raise OSError(f"no network on the staff laptop ({event})")
+
+
+sys.addaudithook(_refuse)
+"""
 
 
 @pytest.fixture(scope="session")
@@ -152,3 +165,39 @@ def script() -> Callable[[str], ModuleType]:
         return module
 
     return load
+
+
+def network_namespace() -> tuple[str, ...]:
+    """unshare's prefix for a new network namespace with no interface up, or () where this system forbids one."""
+    try:
+        made = subprocess.run(["unshare", "-rn", "true"], capture_output=True, check=False)
+    except FileNotFoundError:
+        return ()
+    return ("unshare", "-rn") if made.returncode == 0 else ()
+
+
+@pytest.fixture(scope="session")
+def offline_kit(tmp_path_factory: pytest.TempPathFactory) -> Laptop:
+    """``make offline-kit``, installed as its INSTALL.txt says into a fresh environment, with the network cut.
+
+    The network is cut by a network namespace of its own where the system allows one, else by an audit hook in
+    the kit's environment that refuses every connection.
+    """
+    root = tmp_path_factory.mktemp("offline-kit")
+    kit = root / "kit"
+    made = subprocess.run(["make", f"KIT={kit}", "offline-kit"], cwd=ROOT, capture_output=True, text=True, check=False)
+    assert made.returncode == 0, made.stderr
+    subprocess.run([sys.executable, "-m", "venv", root / "papillon-env"], check=True)
+    laptop = Laptop(kit=kit, python=root / "papillon-env" / "bin" / "python", offline=network_namespace())
+    if not laptop.offline:
+        site = Path(laptop.run("-c", "import sysconfig; print(sysconfig.get_path('purelib'))", cwd=root).stdout.strip())
+        (site / "papillon_no_network.py").write_text(NO_NETWORK_HOOK)
+        (site / "papillon_no_network.pth").write_text("import papillon_no_network\n")
+    wheels, requirements = kit / "wheels", kit / "requirements.txt"
+    install = laptop.run(
+        *("-m", "pip", "install", "--quiet", "--no-index", "--find-links", wheels, "--require-hashes", "-r"),
+        requirements,
+        cwd=kit,
+    )
+    assert install.returncode == 0, install.stderr
+    return laptop

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,3 +43,23 @@ def decrypt_args(bundle: Path, key_file: Path, out: Path) -> list[str]:
     """Arguments for scripts/decrypt.py, with the passphrase file the ``organizer_key_file`` fixture writes."""
     passphrase = key_file.parent / "passphrase.txt"
     return [str(bundle), "--key", str(key_file), "--out", str(out), "--passphrase-file", str(passphrase)]
+
+
+@dataclass(frozen=True)
+class Laptop:
+    """The offline kit installed in a fresh environment of its own, as on the staff laptop."""
+
+    kit: Path
+    python: Path
+    offline: tuple[str, ...]  # the command prefix under which no network connection can be made
+
+    def run(self, *args: object, cwd: Path) -> subprocess.CompletedProcess[str]:
+        """The kit environment's python with ``args``, with no network and none of this machine's Python settings."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "PIP_", "VIRTUAL_ENV"))}
+        env |= {"PIP_NO_INDEX": "1", "PIP_CONFIG_FILE": os.devnull, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+        command = [*self.offline, str(self.python), *map(str, args)]
+        return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+
+    def script(self, name: str, *args: object, cwd: Path) -> subprocess.CompletedProcess[str]:
+        """One of the kit's staff scripts (``keygen``, ``decrypt``), run from the kit's own folder."""
+        return self.run(self.kit / "scripts" / f"{name}.py", *args, cwd=cwd)
