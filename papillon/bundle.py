@@ -109,8 +109,8 @@ def write(
 class Survey:
     """What one streaming pass found in a bundle: its header and, for a damaged one, what is wrong and where.
 
-    ``places`` (campaign, form) and ``sealed_to`` (key ids) are collected on the way, so the laptop can check
-    its outputs and its key before it opens anything."""
+    ``places`` (campaign, form) are collected on the way, so the laptop can check its outputs before it opens
+    anything."""
 
     path: Path
     created_on: str = ""
@@ -118,7 +118,6 @@ class Survey:
     campaigns: dict[str, dict] = field(default_factory=dict)
     count: int = 0
     places: set[tuple[str, str]] = field(default_factory=set)
-    sealed_to: set[str] = field(default_factory=set)
     damage: list[str] = field(default_factory=list)  # the file as a whole: truncated, checksum, count
     problems: list[str] = field(default_factory=list)  # single lines, by number
     bad_lines: set[int] = field(default_factory=set)
@@ -141,8 +140,11 @@ def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
         raise BundleError(f"{path}: cannot be read: {exc.strerror}") from exc
 
 
-def survey(path: str | Path) -> Survey:
-    """Read a bundle once, in constant memory, and report every problem instead of stopping at the first."""
+def survey(path: str | Path, *, lines: bool = True) -> Survey:
+    """Read a bundle once, in constant memory, and report every problem instead of stopping at the first.
+
+    With ``lines=False`` the record lines are counted and checksummed but not parsed: for a reader that parses
+    each line where it opens it, and reports a malformed one there."""
     path = Path(path)
     found = Survey(path)
     digest = hashlib.sha256()
@@ -153,7 +155,8 @@ def survey(path: str | Path) -> Survey:
             digest.update(previous[1])
             if previous[0] > 1:
                 records += 1
-                _survey_record(found, *previous)
+                if lines:
+                    _survey_record(found, *previous)
         elif not line.endswith(b"\n"):
             break
         if number == 1:
@@ -161,16 +164,15 @@ def survey(path: str | Path) -> Survey:
         previous = (number, line)
     if previous is None or previous[0] < 2 or not previous[1].endswith(b"\n"):
         found.damage.append(f"{path}: incomplete bundle (truncated?)")
-        if previous is not None and previous[0] > 1:
-            records += 1
+        if previous is not None and previous[0] > 1 and lines:
             _survey_record(found, *previous)
         return found
     try:
         expected = json.loads(previous[1])["sha256"]
     except (ValueError, KeyError, TypeError):
         found.damage.append(f"{path}: the checksum line is missing (truncated?)")
-        records += 1
-        _survey_record(found, *previous)
+        if lines:
+            _survey_record(found, *previous)
         return found
     if digest.hexdigest() != expected:
         found.damage.append(f"{path}: checksum mismatch: the bundle was altered or damaged")
@@ -208,19 +210,22 @@ def _survey_header(found: Survey, line: bytes) -> None:
 
 def _survey_record(found: Survey, number: int, line: bytes) -> None:
     try:
-        row = json.loads(line)
-        _check_record(row, f"{found.path}: line {number}")
-    except (ValueError, UnicodeDecodeError) as exc:
-        message = str(exc) if isinstance(exc, BundleError) else f"{found.path}: line {number}: not valid JSON"
-        found.problems.append(message)
+        record = parse_record(line, f"{found.path}: line {number}")
+    except BundleError as exc:
+        found.problems.append(str(exc))
         found.bad_lines.add(number)
         return
-    found.places.add((row["campaign"], row["form"]))
+    found.places.add((record.campaign, record.form))
+
+
+def parse_record(line: bytes, where: str) -> Record:
+    """One record line, held to the exact shape Papillon writes, or a refusal naming ``where``."""
     try:
-        recipients = json.loads(row["envelope"]).get("recipients", [])
-        found.sealed_to.update(r["key_id"] for r in recipients if isinstance(r.get("key_id"), str))
-    except (ValueError, AttributeError, TypeError):
-        pass  # an envelope the laptop cannot parse is reported when it is opened
+        row = json.loads(line)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BundleError(f"{where}: not valid JSON") from exc
+    _check_record(row, where)
+    return Record(row["id"], row["campaign"], row["form"], row["received_on"], row["sealed_by"], row["envelope"])
 
 
 def verify(path: str | Path) -> Survey:
@@ -231,21 +236,28 @@ def verify(path: str | Path) -> Survey:
     return found
 
 
-def records(found: Survey) -> Iterator[Record]:
-    """The well-formed records of a surveyed bundle, a line at a time (a damaged line is skipped: the survey
-    names it)."""
+def record_lines(found: Survey) -> Iterator[tuple[int, bytes]]:
+    """The record lines of a surveyed bundle with their numbers, unparsed, so the laptop can parse them where
+    it opens them: the header, the checksum trailer and every line the survey named as damaged are left out."""
     last = found.count + 1 if found.intact else None
     for number, line in _lines(found.path):
         if number == 1 or number in found.bad_lines:
             continue
         if last is not None and number > last:
             return
+        if last is None and line.startswith(b'{"sha256":'):
+            continue
+        yield number, line
+
+
+def records(found: Survey) -> Iterator[Record]:
+    """The well-formed records of a surveyed bundle, a line at a time (a damaged line is skipped: the survey
+    names it)."""
+    for number, line in record_lines(found):
         try:
-            row = json.loads(line)
-            _check_record(row, "")
-        except (ValueError, UnicodeDecodeError):
-            continue  # the checksum trailer, or a line the survey already named
-        yield Record(**{k: row[k] for k in RECORD_KEYS})
+            yield parse_record(line, f"line {number}")
+        except BundleError:
+            continue  # a line the survey already named
 
 
 def read(path: str | Path) -> Bundle:
@@ -289,10 +301,18 @@ def _check_header(header: dict, where: str | Path) -> None:
 
 
 def _check_record(row: object, where: str) -> None:
-    if not (isinstance(row, dict) and set(row) == RECORD_KEYS):
+    if not (isinstance(row, dict) and row.keys() == RECORD_KEYS):
         raise BundleError(f"{where}: a record line is malformed")
-    if not all(isinstance(row[k], str) for k in RECORD_KEYS):
+    if not all(type(row[k]) is str for k in RECORD_KEYS):
         raise BundleError(f"{where}: every member of a record must be text")
+    if (
+        RECORD_ID.fullmatch(row["id"])
+        and SLUG.fullmatch(row["campaign"])
+        and SLUG.fullmatch(row["form"])
+        and DATE.fullmatch(row["received_on"])
+        and row["sealed_by"] in SEALED_BY
+    ):
+        return
     checks = [
         ("id", RECORD_ID.fullmatch(row["id"])),
         ("campaign", SLUG.fullmatch(row["campaign"])),
@@ -300,6 +320,5 @@ def _check_record(row: object, where: str) -> None:
         ("received_on", DATE.fullmatch(row["received_on"])),
         ("sealed_by", row["sealed_by"] in SEALED_BY),
     ]
-    for member, ok in checks:
-        if not ok:
-            raise BundleError(f"{where}: {member} is not what Papillon writes there ({_short(row[member])})")
+    member = next(member for member, ok in checks if not ok)
+    raise BundleError(f"{where}: {member} is not what Papillon writes there ({_short(row[member])})")

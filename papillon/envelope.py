@@ -107,7 +107,7 @@ def parse(
         if kid in sealed:
             raise EnvelopeError(f"key {kid} appears twice")
         try:
-            sealed[kid] = base64.b64decode(ct, validate=True)
+            sealed[kid] = binascii.a2b_base64(ct, strict_mode=True)
         except (ValueError, binascii.Error) as exc:
             raise EnvelopeError("sealed is not valid base64") from exc
     if len(sealed) > MAX_RECIPIENTS:
@@ -134,7 +134,9 @@ def open_envelope(
     kid = key_id or _key_id(raw_public_bytes(private.public_key()))
     ct = envelope.sealed.get(kid)
     if ct is None:
-        raise EnvelopeError(f"the record is not sealed to key {kid}")
+        raise EnvelopeError(
+            f"the record is not sealed to key {kid}; it is sealed to {', '.join(sorted(envelope.sealed))}"
+        )
     try:
         data = SUITE.decrypt(ct, private, info=place)
     except InvalidTag as exc:

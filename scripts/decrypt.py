@@ -18,8 +18,6 @@ summary.txt lists each one and why); 2 nothing was written.
 from __future__ import annotations
 
 import argparse
-import collections
-import csv
 import getpass
 import hashlib
 import html
@@ -30,13 +28,16 @@ import re
 import secrets
 import sys
 import threading
+import traceback
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, NamedTuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from papillon import bundle, campaigns, envelope, keys, signers
 
@@ -50,12 +51,16 @@ TRAILING_COLUMNS = [
     "Date received",
     "Sealed by",
     "Record id",
-    "Possible duplicate",
     "Check",
+    "Possible duplicate",
 ]
 EXIT_OK, EXIT_SOME_FAILED, EXIT_NOTHING_WRITTEN = 0, 1, 2
-BATCH = 64  # records per task sent to a worker: large enough that passing them costs little
-IN_FLIGHT = 64  # tasks queued ahead of the writer, so memory stays bounded however large the bundle
+BATCH = 128  # records per task sent to a worker: large enough that passing them costs little
+IN_FLIGHT = 16  # tasks queued ahead of the writer, so memory stays bounded however large the bundle
+
+
+# Record lines on their way to be opened: the bundle's name, the lines' numbers, the lines.
+Batch = tuple[str, list[int], list[bytes]]
 
 
 class Refusal(Exception):
@@ -66,7 +71,9 @@ def cell(value: object) -> str:
     """Spreadsheet-safe text: lists joined, booleans as yes/no, control characters replaced, formulas defused.
 
     Every cell goes through here, headers included: a rewritten bundle can put anything in any of them."""
-    if isinstance(value, bool):
+    if value.__class__ is str:
+        text = value
+    elif isinstance(value, bool):
         text = "yes" if value else "no"
     elif isinstance(value, list):
         text = "; ".join(str(v) for v in value)
@@ -74,6 +81,8 @@ def cell(value: object) -> str:
         text = ""
     else:
         text = str(value)
+    if text.isprintable():  # no control character: only a formula start needs a look
+        return "'" + text if text.lstrip(" ").startswith(FORMULA_START) else text
     text = CONTROL.sub("\ufffd", text)
     return "'" + text if text.lstrip(" \n").startswith(FORMULA_START) else text
 
@@ -121,17 +130,6 @@ def choices_as_ids(definition: campaigns.Form, answers: dict) -> dict:
     return out
 
 
-def shown(f: campaigns.Field | None, value: object) -> object:
-    """A choice as its label in the campaign's own language, whatever language the page was in."""
-    if f is None or not f.choices:
-        return value
-    if isinstance(value, str):
-        return f.choice_label(value)
-    if isinstance(value, list):
-        return [f.choice_label(v) if isinstance(v, str) else v for v in value]
-    return value
-
-
 def identities(definition: campaigns.Form) -> dict[str, list[str]]:
     """Which answers say who signed: an email field, and a name field with an organization field beside it."""
     names = {f.name for f in definition.fields}
@@ -144,97 +142,198 @@ def identities(definition: campaigns.Form) -> dict[str, list[str]]:
     return found
 
 
-@dataclass
-class Row:
-    """One opened record, made ready for its spreadsheet where it was opened, so the writer only writes."""
+def quoted(text: str) -> str:
+    """One CSV field, quoted only where it must be, as the csv module writes it."""
+    if '"' in text or "," in text or "\n" in text or "\r" in text:
+        return '"' + text.replace('"', '""') + '"'
+    return text
 
-    columns: list[str]  # the answers' names, in column order
-    cells: list[str]  # the answers, then language, form version, date, sealed by and record id
-    check: str
-    loose: dict | None  # a form the bundle does not define: its answers, laid out by the writer's first row
-    identities: list[tuple[str, int]]  # (what, keyed digest): compared for duplicates, never kept in clear
-    chosen: list[tuple[str, str]]  # (field, choice id) for the report's counts
+
+def csv_line(cells: Iterable[str]) -> str:
+    """Cells already made safe by ``cell``, as one CSV line."""
+    return ",".join([quoted(c) for c in cells])
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What opening needs to know of one form, worked out once rather than for every record."""
+
+    definition: campaigns.Form
+    labels: dict[str, dict[str, str]]  # field name -> choice id -> label in the campaign's own language
+    identities: dict[str, list[str]]
+
+    @classmethod
+    def of(cls, definition: campaigns.Form) -> Layout:
+        labels = {f.name: {c.id: c.label for c in f.choices} for f in definition.fields if f.choices}
+        return cls(definition, labels, identities(definition))
+
+    def shown(self, name: str, value: object) -> object:
+        """A choice as its label in the campaign's own language, whatever language the page was in."""
+        labels = self.labels.get(name)
+        if labels is None:
+            return value
+        if isinstance(value, str):
+            return labels.get(value, value)
+        if isinstance(value, list):
+            return [labels.get(v, v) if isinstance(v, str) else v for v in value]
+        return value
+
+
+class Row(NamedTuple):
+    """One opened record, made ready for its spreadsheet where it was opened, so the writer only writes (a
+    named tuple: thousands a second cross from the workers, and tuples cross cheaply)."""
+
+    id: str
+    place: tuple[str, str]
+    received_on: str
+    sealed_by: str
     locale: str
-    jsonl: str | None
+    line: str  # the CSV line up to the Possible duplicate column, which only the writer can fill in
+    flagged: bool
+    identities: tuple[tuple[str, int], ...]  # (what, keyed digest): compared for duplicates, never kept in clear
+    chosen: tuple[tuple[str, str], ...]  # (field, choice id) for the report's counts
+    jsonl: str | None = None
+    loose: dict | None = None  # a form the bundle does not define: its answers, laid out by the writer
     listed: dict[str, str] | None = None  # what the signer agreed to have listed publicly, if they did
     countable: bool = False  # a signature on a form that keeps a public count
 
 
+class Failure(NamedTuple):
+    """A record line that did not open, and why; ``sealed_to`` names the keys it is sealed to, when that is why."""
+
+    where: str
+    why: str
+    id: str | None = None
+    sealed_to: tuple[str, ...] = ()
+    malformed: bool = False  # the line is not a record as Papillon writes it: the bundle is damaged
+
+
 @dataclass
 class Opener:
-    """Everything opening needs: the key, the forms' definitions, and the key for comparing identities."""
+    """Everything opening needs: the key, the forms, and the key for comparing identities. It is sent to each
+    worker once, as plain values, so it travels under any way of starting processes."""
 
-    key: keys.PrivateKey
+    private_raw: bytes
+    key_id: str
     definitions: dict[tuple[str, str], campaigns.Form]
     salt: bytes
     jsonl: bool
+    layouts: dict[tuple[str, str], Layout] = field(init=False, repr=False)
+    key: X25519PrivateKey = field(init=False, repr=False)
 
-    def open(self, record: bundle.Record) -> Row | str:
-        """A record's row, or why it does not open; never an exception."""
+    def __post_init__(self) -> None:
+        self.key = X25519PrivateKey.from_private_bytes(self.private_raw)
+        self.layouts = {place: Layout.of(d) for place, d in self.definitions.items()}
+
+    def __getstate__(self) -> dict:
+        return {k: getattr(self, k) for k in ("private_raw", "key_id", "definitions", "salt", "jsonl")}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.__post_init__()
+
+    def open_batch(self, batch: Batch) -> list[Row | Failure]:
+        name, numbers, lines = batch
+        return [self.open(f"{name}: line {number}", line) for number, line in zip(numbers, lines, strict=True)]
+
+    def open(self, where: str, line: bytes) -> Row | Failure:
+        """A record line's row, or why it does not open; never an exception."""
+        try:
+            record = bundle.parse_record(line, where)
+        except bundle.BundleError as exc:
+            return Failure(where, str(exc).removeprefix(f"{where}: "), malformed=True)
         try:
             sealed = envelope.parse(record.envelope)
-            doc = envelope.open_envelope(sealed, self.key.key, record.campaign, record.form, key_id=self.key.key_id)
         except envelope.EnvelopeError as exc:
-            return str(exc)
-        definition = self.definitions.get((record.campaign, record.form))
+            return self.failed(record, str(exc))
+        try:
+            doc = envelope.open_envelope(sealed, self.key, record.campaign, record.form, key_id=self.key_id)
+        except envelope.EnvelopeError as exc:
+            elsewhere = () if self.key_id in sealed.sealed else tuple(sorted(sealed.sealed))
+            return self.failed(record, str(exc), elsewhere)
+        place = (record.campaign, record.form)
+        layout = self.layouts.get(place)
         answers = doc["answers"]
-        if definition is not None and sealed.version == 1:
+        if layout is None:
+            return self.loose(record, place, doc, answers)
+        definition = layout.definition
+        if sealed.version == 1:
             answers = choices_as_ids(definition, answers)
-        notes = []
-        if definition is None:
-            columns = sorted(answers)
-            fields: dict[str, campaigns.Field] = {}
-        else:
-            columns = [f.name for f in definition.fields]
-            fields = {f.name: f for f in definition.fields}
-            notes += [f"{name}: {message}" for name, message in definition.check(answers).items()]
-            if doc.get("form_version") != definition.version:
-                notes.append(f"made under form version {doc.get('form_version')}")
-            # An answer with no column of its own is kept in the Check column rather than lost.
-            notes += [f"{name} (no column): {cell(answers[name])}" for name in answers if name not in fields]
-        locale = str(doc.get("locale"))
-        cells = [] if definition is None else [cell(shown(fields[name], answers.get(name))) for name in columns]
-        cells += [cell(locale), cell(doc.get("form_version")), cell(record.received_on)]
-        cells += [cell(record.sealed_by), cell(record.id)]
-        jsonl = None
-        if self.jsonl:
-            line = {
-                "record_id": record.id,
-                "received_on": record.received_on,
-                "sealed_by": record.sealed_by,
-                "locale": doc.get("locale"),
-                "form_version": doc.get("form_version"),
-                "answers": answers,
-                "check": notes,
-            }
-            jsonl = json.dumps(line, ensure_ascii=False) + "\n"
+        problems = definition.check(answers)
+        notes = [f"{name}: {message}" for name, message in problems.items()]
+        if doc.get("form_version") != definition.version:
+            notes.append(f"made under form version {doc.get('form_version')}")
+        # An answer with no column of its own is kept in the Check column rather than lost.
+        fields = definition.fields
+        known = {f.name for f in fields}
+        notes += [f"{name} (no column): {cell(answers[name])}" for name in answers if name not in known]
+        locale = cell(doc.get("locale"))
+        check = "; ".join(notes)
+        cells = [cell(layout.shown(f.name, answers.get(f.name))) for f in fields]
+        cells += [locale, cell(doc.get("form_version")), record.received_on, record.sealed_by, record.id, cell(check)]
+        chosen = tuple(
+            (name, choice)
+            for name in layout.labels
+            for choice in (answers.get(name) if isinstance(answers.get(name), list) else [answers.get(name)])
+            if isinstance(choice, str) and choice
+        )
         return Row(
-            columns=columns,
-            cells=cells,
-            check="; ".join(notes),
-            loose=answers if definition is None else None,
-            identities=self.digests(definition, answers),
-            chosen=[
-                (f.name, choice)
-                for f in fields.values()
-                if f.choices
-                for choice in (answers.get(f.name) if isinstance(answers.get(f.name), list) else [answers.get(f.name)])
-                if isinstance(choice, str) and choice
-            ],
+            id=record.id,
+            place=place,
+            received_on=record.received_on,
+            sealed_by=record.sealed_by,
             locale=locale,
-            jsonl=jsonl,
-            listed=definition.published(answers) if definition is not None and not notes else None,
-            countable=bool(definition and definition.publish_consent),
+            line=csv_line(cells),
+            flagged=bool(notes),
+            identities=self.digests(layout, answers),
+            chosen=chosen,
+            jsonl=self.jsonl_line(record, doc, answers, notes),
+            # A signature is listed on its answers alone: a note about the form's version is no reason to drop it.
+            listed=None if problems else definition.published(answers),
+            countable=bool(definition.publish_consent) and not problems,
         )
 
-    def digests(self, definition: campaigns.Form | None, answers: dict) -> list[tuple[str, int]]:
+    def loose(self, record: bundle.Record, place: tuple[str, str], doc: dict, answers: dict) -> Row:
+        trailing = [cell(doc.get("locale")), cell(doc.get("form_version")), record.received_on, record.sealed_by]
+        return Row(
+            id=record.id,
+            place=place,
+            received_on=record.received_on,
+            sealed_by=record.sealed_by,
+            locale=trailing[0],
+            line=csv_line([*trailing, record.id]),
+            flagged=True,
+            identities=(),
+            chosen=(),
+            jsonl=self.jsonl_line(record, doc, answers, ["no form definition in the bundle"]),
+            loose=answers,
+        )
+
+    def failed(self, record: bundle.Record, why: str, sealed_to: tuple[str, ...] = ()) -> Failure:
+        return Failure(f"{record.id} ({record.campaign}/{record.form})", why, record.id, sealed_to)
+
+    def jsonl_line(self, record: bundle.Record, doc: dict, answers: dict, notes: list[str]) -> str | None:
+        if not self.jsonl:
+            return None
+        line = {
+            "record_id": record.id,
+            "received_on": record.received_on,
+            "sealed_by": record.sealed_by,
+            "locale": doc.get("locale"),
+            "form_version": doc.get("form_version"),
+            "answers": answers,
+            "check": notes,
+        }
+        return json.dumps(line, ensure_ascii=False) + "\n"
+
+    def digests(self, layout: Layout, answers: dict) -> tuple[tuple[str, int], ...]:
         found = []
-        for kind, names in identities(definition).items() if definition else ():
+        for kind, names in layout.identities.items():
             values = [str(answers.get(n) or "").strip().casefold() for n in names]
             if all(values):
                 digest = hashlib.blake2b("\0".join(values).encode(), key=self.salt, digest_size=8).digest()
                 found.append((kind, int.from_bytes(digest, "big")))
-        return found
+        return tuple(found)
 
 
 _opener: Opener | None = None
@@ -245,45 +344,46 @@ def _start_worker(opener: Opener) -> None:
     _opener = opener
 
 
-def _open_batch(batch: list[bundle.Record]) -> list[Row | str]:
-    return [_opener.open(record) for record in batch]
+def _open_batch(batch: Batch) -> list[Row | Failure]:
+    assert _opener is not None
+    return _opener.open_batch(batch)
 
 
-def _batches(records: Iterable[bundle.Record]) -> Iterator[list[bundle.Record]]:
-    batch: list[bundle.Record] = []
-    for record in records:
-        batch.append(record)
-        if len(batch) == BATCH:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+def batches(surveys: list[bundle.Survey]) -> Iterator[Batch]:
+    """Every record line of every bundle, unparsed, in batches: parsing is left to where records are opened."""
+    for found in surveys:
+        numbers: list[int] = []
+        lines: list[bytes] = []
+        for number, line in bundle.record_lines(found):
+            numbers.append(number)
+            lines.append(line)
+            if len(lines) == BATCH:
+                yield str(found.path), numbers, lines
+                numbers, lines = [], []
+        if lines:
+            yield str(found.path), numbers, lines
 
 
-def opened_records(
-    records: Iterable[bundle.Record], opener: Opener, jobs: int
-) -> Iterator[tuple[bundle.Record, Row | str]]:
-    """Every record with its row (or why it did not open), in bundle order, opened on ``jobs`` processes while
-    this one writes."""
+def opened(surveys: list[bundle.Survey], opener: Opener, jobs: int) -> Iterator[list[Row | Failure]]:
+    """Each batch's rows (or why they did not open), in bundle order, opened on ``jobs`` processes while this
+    one writes; with one job, opened here."""
     if jobs <= 1:
-        for record in records:
-            yield record, opener.open(record)
+        for batch in batches(surveys):
+            yield opener.open_batch(batch)
         return
     slots = threading.Semaphore(IN_FLIGHT)
-    held: collections.deque[list[bundle.Record]] = collections.deque()
 
-    def tasks() -> Iterator[list[bundle.Record]]:
-        for batch in _batches(records):
+    def tasks() -> Iterator[Batch]:
+        for batch in batches(surveys):
             slots.acquire()  # the pool's feeder waits here until the writer has caught up
-            held.append(batch)
             yield batch
 
-    context = multiprocessing.get_context("fork")
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
     with context.Pool(jobs, initializer=_start_worker, initargs=(opener,)) as pool:
         for results in pool.imap(_open_batch, tasks()):
-            batch = held.popleft()
             slots.release()
-            yield from zip(batch, results, strict=True)
+            yield results
 
 
 # --- writing ---------------------------------------------------------------------------------------------------
@@ -302,21 +402,22 @@ class Sheet:
     jsonl_path: Path | None
     columns: list[str] = field(default_factory=list)
     rows: int = 0
-    handles: list[IO[str]] = field(default_factory=list)
-    writer: Any = None
+    csv: IO[str] | None = None
+    jsonl: IO[str] | None = None
     seen: dict[tuple[str, int], str] = field(default_factory=dict)  # identity digest -> first record with it
 
-    def open(self, labels: list[str]) -> None:
-        fh = open(self.csv_path, "x", encoding="utf-8-sig", newline="", opener=owner_only)  # noqa: SIM115
-        self.handles.append(fh)
-        self.writer = csv.writer(fh)
-        self.writer.writerow([cell(label) for label in [*labels, *TRAILING_COLUMNS]])
+    def open(self, labels: list[str], created: list[Path]) -> None:
+        self.csv = open(self.csv_path, "x", encoding="utf-8-sig", newline="", opener=owner_only)  # noqa: SIM115
+        created.append(self.csv_path)
+        self.csv.write(csv_line(cell(label) for label in [*labels, *TRAILING_COLUMNS]) + "\r\n")
         if self.jsonl_path is not None:
-            self.handles.append(open(self.jsonl_path, "x", encoding="utf-8", opener=owner_only))  # noqa: SIM115
+            self.jsonl = open(self.jsonl_path, "x", encoding="utf-8", opener=owner_only)  # noqa: SIM115
+            created.append(self.jsonl_path)
 
     def close(self) -> None:
-        for fh in self.handles:
-            fh.close()
+        for fh in (self.csv, self.jsonl):
+            if fh is not None:
+                fh.close()
 
 
 class Writer:
@@ -326,62 +427,112 @@ class Writer:
         self.out = out
         self.definitions = definitions
         self.jsonl = jsonl
+        self.created: list[Path] = []  # every file this run made, so a run that fails part way keeps none
         self.sheets: dict[tuple[str, str], Sheet] = {}
         self.tally: Counter = Counter()
         self.failures: list[str] = []
+        self.sealed_to: set[str] = set()  # the keys of the records that were not sealed to this one
         self.per_day: Counter = Counter()
         self.per_language: Counter = Counter()
         self.chosen: Counter = Counter()
         self.listings: dict[str, signers.Listing] = {}
+        self.listed: set[tuple[str, tuple[str, int]]] = set()  # (campaign, identity) of everyone already listed
+        self.ids: set[str] | None = None  # with several bundles: the records written, so each is written once
 
     def targets(self, place: tuple[str, str]) -> list[Path]:
         name = f"{place[0]}-{place[1]}"
         return [self.out / f"{name}.csv", *([self.out / f"{name}.jsonl"] if self.jsonl else [])]
 
-    def failed(self, record: bundle.Record, why: str) -> None:
-        self.failures.append(plain(f"{record.id} ({record.campaign}/{record.form}): {why}"))
-        self.tally["failed"] += 1
+    def make_folder(self) -> None:
+        """The output folder, made when the first file needs it, so a refused run leaves no folder behind."""
+        missing = [folder for folder in [self.out, *self.out.parents] if not folder.exists()]
+        for folder in reversed(missing):
+            folder.mkdir(mode=0o700)
+            self.created.append(folder)
 
-    def add(self, record: bundle.Record, row: Row) -> None:
-        place = (record.campaign, record.form)
+    def once(self, record_id: str | None) -> bool:
+        """False for a record already written from an earlier bundle (export --again)."""
+        if self.ids is None or record_id is None:
+            return True
+        if record_id in self.ids:
+            return False
+        self.ids.add(record_id)
+        return True
+
+    def failed(self, failure: Failure) -> None:
+        if not self.once(failure.id):
+            return
+        self.failures.append(plain(f"{failure.where}: {failure.why}"))
+        self.sealed_to.update(failure.sealed_to)
+        self.tally["failed"] += 1
+        self.tally["elsewhere"] += bool(failure.sealed_to)
+
+    def sheet(self, place: tuple[str, str], row: Row) -> Sheet:
         sheet = self.sheets.get(place)
         if sheet is None:
+            self.make_folder()
             csv_path, *jsonl_path = self.targets(place)
-            sheet = self.sheets[place] = Sheet(csv_path, jsonl_path[0] if jsonl_path else None, columns=row.columns)
+            columns = sorted(row.loose) if row.loose is not None else []
+            sheet = self.sheets[place] = Sheet(csv_path, jsonl_path[0] if jsonl_path else None, columns=columns)
             definition = self.definitions.get(place)
-            sheet.open([f.label for f in definition.fields] if definition else row.columns)
-        cells, check = row.cells, row.check
+            sheet.open([f.label for f in definition.fields] if definition else columns, self.created)
+        return sheet
+
+    def add(self, row: Row) -> None:
+        if not self.once(row.id):
+            return
+        place = row.place
+        sheet = self.sheet(place, row)
+        line = row.line
         if row.loose is not None:
             # No definition: the first record's answers name the columns, and the rest go to the Check column.
-            extra = [
-                f"{name} (no column): {cell(value)}" for name, value in row.loose.items() if name not in sheet.columns
-            ]
-            cells = [cell(row.loose.get(name)) for name in sheet.columns] + cells
-            check = "; ".join(["no form definition in the bundle", *extra])
+            extra = [f"{name} (no column): {cell(v)}" for name, v in row.loose.items() if name not in sheet.columns]
+            head = csv_line(cell(row.loose.get(name)) for name in sheet.columns)
+            check = csv_line([cell("; ".join(["no form definition in the bundle", *extra]))])
+            line = f"{head},{line},{check}" if sheet.columns else f"{line},{check}"
         duplicates = []
         for kind, digest in row.identities:
-            first = sheet.seen.setdefault((kind, digest), record.id)
-            if first != record.id:
+            first = sheet.seen.setdefault((kind, digest), row.id)
+            if first != row.id:
                 duplicates.append(f"same {kind} as {first}")
-        sheet.writer.writerow([*cells, cell("; ".join(duplicates)), cell(check)])
-        if row.jsonl is not None:
-            sheet.handles[1].write(row.jsonl)
+        assert sheet.csv is not None
+        sheet.csv.write(f"{line},{csv_line([cell('; '.join(duplicates))])}\r\n" if duplicates else f"{line},\r\n")
+        if row.jsonl is not None and sheet.jsonl is not None:
+            sheet.jsonl.write(row.jsonl)
         sheet.rows += 1
-        self.tally["opened"] += 1
-        self.tally[record.sealed_by] += 1
-        self.tally["flagged"] += bool(check)
-        self.per_day[record.campaign, record.form, record.received_on] += 1
-        self.per_language[record.campaign, record.form, row.locale] += 1
-        self.chosen.update((record.campaign, record.form, name, choice) for name, choice in row.chosen)
+        tally = self.tally
+        tally["opened"] += 1
+        tally[row.sealed_by] += 1
+        tally["flagged"] += row.flagged
+        self.per_day[(*place, row.received_on)] += 1
+        self.per_language[(*place, row.locale)] += 1
+        for name, choice in row.chosen:
+            self.chosen[(*place, name, choice)] += 1
         if row.countable:
-            listing = self.listings.setdefault(record.campaign, signers.Listing())
-            listing.count += 1
-            if row.listed is not None and not duplicates:
-                listing.signers.append(row.listed)
+            self.count_signer(place[0], row, bool(duplicates))
+
+    def count_signer(self, campaign: str, row: Row, duplicate: bool) -> None:
+        """A signature counts once per person, and names them if any of their signatures agreed to it."""
+        listing = self.listings.setdefault(campaign, signers.Listing())
+        listing.count += not duplicate
+        people = {(campaign, identity) for identity in row.identities}
+        if row.listed is not None and not (people & self.listed):
+            listing.signers.append(row.listed)
+            self.listed |= people
 
     def close(self) -> None:
         for sheet in self.sheets.values():
             sheet.close()
+
+    def discard(self) -> None:
+        """Remove everything this run wrote: a run that stops part way leaves nothing half written."""
+        self.close()
+        for path in reversed(self.created):
+            if path.is_dir():
+                path.rmdir()
+            else:
+                path.unlink(missing_ok=True)
+        self.created.clear()
 
 
 class Progress:
@@ -393,10 +544,11 @@ class Progress:
         self.shown = stream.isatty() and total > 0
         self.step = max(1, total // 200)
 
-    def advance(self) -> None:
-        self.done += 1
-        if self.shown and (self.done % self.step == 0 or self.done == self.total):
-            filled = 30 * self.done // self.total
+    def advance(self, by: int = 1) -> None:
+        before = self.done
+        self.done += by
+        if self.shown and (self.done // self.step != before // self.step or self.done >= self.total):
+            filled = 30 * min(self.done, self.total) // self.total
             bar = "#" * filled + "." * (30 - filled)
             print(f"\r[{bar}] {self.done} of {self.total} records", end="", file=self.stream, flush=True)
 
@@ -413,7 +565,7 @@ def survey_all(paths: list[Path], salvage: bool) -> list[bundle.Survey]:
     surveys = []
     for path in paths:
         try:
-            found = bundle.survey(path)
+            found = bundle.survey(path, lines=False)
         except bundle.BundleError as exc:
             raise Refusal(f"{exc}. Nothing was written.") from exc
         if found.report and not salvage:
@@ -434,27 +586,22 @@ def form_definitions(surveys: list[bundle.Survey]) -> dict[tuple[str, str], camp
     return forms
 
 
-def unique_records(surveys: list[bundle.Survey]) -> Iterator[bundle.Record]:
-    """Every record of every bundle, once: a record exported twice (export --again) is opened once."""
-    seen: set[str] | None = set() if len(surveys) > 1 else None
-    for found in surveys:
-        for record in bundle.records(found):
-            if seen is not None:
-                if record.id in seen:
-                    continue
-                seen.add(record.id)
-            yield record
-
-
-def nothing_opened(surveys: list[bundle.Survey], private: keys.PrivateKey) -> str:
-    """Why a key opens none of the records, in one line: the keys they were sealed to, as far as they say."""
-    sealed_to = set().union(*(found.sealed_to for found in surveys))
-    to = ", ".join(sorted(sealed_to)) or "no readable key id"
-    total = sum(found.count for found in surveys)
+def nothing_opened(writer: Writer, private: keys.PrivateKey) -> str:
+    """Why a key opens none of the records, in one line: the keys they were sealed to."""
+    to = ", ".join(sorted(writer.sealed_to)) or "no readable key id"
     return (
-        f"the key {plain(private.name)} ({private.fingerprint}) opens none of the {total} record(s), "
-        f"which are sealed to {to}; use the key those records were sealed to. Nothing was written."
+        f"the key {plain(private.name)} ({private.fingerprint}) opens none of the {writer.tally['failed']} "
+        f"record(s), which are sealed to {to}; use the key those records were sealed to. Nothing was written."
     )
+
+
+# What --salvage can and cannot promise: the sealed answers cannot change without failing to open, but a line that
+# still reads may have had its unsealed members (date received, sealing path) changed, and nothing shows which.
+DAMAGED = [
+    "Damaged bundle, opened with --salvage. The lines named below were not opened. The answers in every record",
+    "that did open are as they were sealed, but in a damaged bundle its date received and sealing path may have",
+    "been changed:",
+]
 
 
 def write_summary(out: Path, writer: Writer, surveys: list[bundle.Survey], private: keys.PrivateKey) -> Path:
@@ -473,7 +620,7 @@ def write_summary(out: Path, writer: Writer, surveys: list[bundle.Survey], priva
         lines.append("Note: the server did not list this key when it exported; records may be sealed to other keys.")
     damaged = [plain(problem) for found in surveys for problem in found.report]
     if damaged:
-        lines += ["", "Damaged bundle (opened with --salvage; only intact records were opened):", *damaged]
+        lines += ["", *DAMAGED, *damaged]
     if writer.failures:
         lines += ["", "Not opened:", *writer.failures]
     summary = out / "summary.txt"
@@ -518,7 +665,7 @@ def table(head: list[str], rows: list[list[object]]) -> str:
     return f"<table><tr>{cells}</tr>{body}</table>"
 
 
-def write_report(out: Path, writer: Writer) -> Path:
+def write_report(out: Path, writer: Writer, damaged: list[str]) -> Path:
     """report.html: counts per form, day and language, each choice question as a chart, what did not open.
 
     Every text from the bundle is escaped, and the page's own policy forbids loading or running anything."""
@@ -543,6 +690,13 @@ def write_report(out: Path, writer: Writer) -> Path:
                 continue
             counts = [(c.label, writer.chosen[(*place, f.name, c.id)]) for c in f.choices]
             parts += [f"<h2>{html.escape(f'{place[0]} / {place[1]}: {f.label}')}</h2>", bar_chart(counts)]
+    if damaged:
+        items = "".join(f"<li>{html.escape(plain(line))}</li>" for line in damaged)
+        parts += [
+            '<h2 class="bad">Damaged bundle</h2>',
+            f"<p>{html.escape(' '.join(DAMAGED))}</p>",
+            f"<ul>{items}</ul>",
+        ]
     if writer.failures:
         items = "".join(f"<li>{html.escape(line)}</li>" for line in writer.failures)
         parts += ['<h2 class="bad">Not opened</h2>', f"<ul>{items}</ul>"]
@@ -556,42 +710,61 @@ def write_report(out: Path, writer: Writer) -> Path:
 def run(args: argparse.Namespace) -> int:
     surveys = survey_all(args.bundles, args.salvage)
     definitions = form_definitions(surveys)
-    places = set().union(*(found.places for found in surveys))
     writer = Writer(args.out, definitions, args.jsonl)
-    clash = [p for place in places for p in writer.targets(place) if p.exists()]
-    clash += [args.out / name for name in ("summary.txt", "report.html") if (args.out / name).exists()]
+    if args.out.exists() and (not args.out.is_dir() or any(args.out.iterdir())):
+        raise Refusal(
+            f"{args.out} already exists and is not empty; choose a new --out folder so nothing is overwritten"
+        )
     if args.publish is not None and args.publish.exists():
-        clash.append(args.publish)
-    if clash:
-        raise Refusal(f"{clash[0]} already exists; choose a new --out folder so nothing is overwritten")
+        raise Refusal(f"{args.publish} already exists; choose a new --publish file so nothing is overwritten")
     private = load_private(args.key, args.passphrase_file)
-    total = sum(found.count for found in surveys)
-    if total and not any(private.key_id in found.sealed_to for found in surveys):
-        raise Refusal(nothing_opened(surveys, private))
-
-    args.out.mkdir(mode=0o700, parents=True, exist_ok=True)
-    progress = Progress(total)
-    opener = Opener(private, definitions, secrets.token_bytes(16), args.jsonl)
+    if len(surveys) > 1:
+        writer.ids = set()
     try:
-        for record, row in opened_records(unique_records(surveys), opener, args.jobs):
-            if isinstance(row, Row):
-                writer.add(record, row)
-            else:
-                writer.failed(record, row)
-            progress.advance()
+        return write_all(args, surveys, writer, private)
+    except BaseException:
+        writer.discard()
+        raise
+
+
+def write_all(args: argparse.Namespace, surveys: list[bundle.Survey], writer: Writer, private: keys.PrivateKey) -> int:
+    """Open every record into the spreadsheets, then write the summary, the report and the public list."""
+    progress = Progress(sum(found.count for found in surveys))
+    opener = Opener(
+        private.key.private_bytes_raw(), private.key_id, writer.definitions, secrets.token_bytes(16), args.jsonl
+    )
+    try:
+        for results in opened(surveys, opener, args.jobs):
+            for result in results:
+                if isinstance(result, Row):
+                    writer.add(result)
+                elif result.malformed and not args.salvage:
+                    raise Refusal(
+                        f"{result.where}: {result.why}. Nothing was written. (--salvage opens the intact records.)"
+                    )
+                else:
+                    writer.failed(result)
+            progress.advance(len(results))
     finally:
         writer.close()
         progress.finish()
+    if writer.tally["failed"] and writer.tally["failed"] == writer.tally["elsewhere"] and not writer.tally["opened"]:
+        writer.discard()
+        raise Refusal(nothing_opened(writer, private))
+    writer.make_folder()
+    damaged = [problem for found in surveys for problem in found.report]
     written = [path for place in sorted(writer.sheets) for path in writer.targets(place)]
     written.append(write_summary(args.out, writer, surveys, private))
-    written.append(write_report(args.out, writer))
+    writer.created.append(written[-1])
+    written.append(write_report(args.out, writer, damaged))
+    writer.created.append(written[-1])
     if args.publish is not None:
         with open(args.publish, "x", encoding="utf-8", opener=owner_only) as fh:
+            writer.created.append(args.publish)
             fh.write(signers.dumps(writer.listings))
         written.append(args.publish)
     for path in written:
         print(f"Wrote {path}")
-    damaged = any(found.report for found in surveys)
     print(f"Opened {writer.tally['opened']} record(s); {writer.tally['failed']} could not be opened.")
     return EXIT_SOME_FAILED if writer.tally["failed"] or damaged else EXIT_OK
 
@@ -627,7 +800,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"decrypt: {exc}", file=sys.stderr)
         return EXIT_NOTHING_WRITTEN
     except OSError as exc:
-        print(f"decrypt: cannot write the output: {exc}", file=sys.stderr)
+        print(f"decrypt: cannot write the output: {exc}. Nothing was kept.", file=sys.stderr)
+        return EXIT_NOTHING_WRITTEN
+    except Exception:
+        traceback.print_exc()
+        print("decrypt: stopped by an unexpected error (please report it). Nothing was kept.", file=sys.stderr)
         return EXIT_NOTHING_WRITTEN
 
 

@@ -8,6 +8,7 @@ import dataclasses
 import hashlib
 import io
 import json
+import os
 import re
 import stat
 import subprocess
@@ -123,8 +124,8 @@ def test_decrypt_csv_has_a_column_per_field_in_form_order_then_date_and_sealing(
         "Date received",
         "Sealed by",
         "Record id",
-        "Possible duplicate",
         "Check",
+        "Possible duplicate",
     ]
 
 
@@ -810,3 +811,139 @@ def test_the_report_opens_in_a_browser_with_its_charts_and_asks_for_nothing(
     assert requests == [(out / "report.html").as_uri()]
     assert errors == []
     page.close()
+
+
+# --- what the run keeps, and the public list ----------------------------------------------------------------------
+
+
+def published(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))["campaigns"]["petition"]
+
+
+def test_a_consenting_signer_from_an_older_form_version_is_still_listed(
+    decrypt, organizer_key, organizer_key_file, tmp_path
+):
+    older = record(1, organizer_key, "petition", "sign", signer("Ada", list_my_name=True), version=0)
+    path = write_bundle(tmp_path / "b.papillon", [older], organizer_key)
+    listed = tmp_path / "signers.json"
+    assert run_with(decrypt, [path], organizer_key_file, tmp_path / "out", "--publish", str(listed)) == 0
+    assert published(listed) == {"count": 1, "signers": [{"name": "Ada"}]}
+
+
+def test_the_public_count_is_one_per_person_and_leaves_out_answers_that_do_not_fit(
+    decrypt, organizer_key, organizer_key_file, tmp_path
+):
+    records = [
+        record(1, organizer_key, "petition", "sign", signer("Ada", email="ada@example.org")),
+        record(2, organizer_key, "petition", "sign", signer("Ada", email="ada@example.org", list_my_name=True)),
+        record(3, organizer_key, "petition", "sign", signer("Bea")),
+        record(4, organizer_key, "petition", "sign", {"signing_as": "robot", "name": "Spam", "list_my_name": True}),
+    ]
+    path = write_bundle(tmp_path / "b.papillon", records, organizer_key)
+    listed = tmp_path / "signers.json"
+    assert run_with(decrypt, [path], organizer_key_file, tmp_path / "out", "--publish", str(listed)) == 0
+    # Ada signed twice and agreed the second time: counted once, named; the record that does not fit is neither.
+    assert published(listed) == {"count": 2, "signers": [{"name": "Ada"}]}
+
+
+def test_salvage_names_the_damage_in_the_report_and_says_what_it_cannot_promise(
+    decrypt, organizer_key, organizer_key_file, tmp_path
+):
+    path = write_bundle(tmp_path / "b.papillon", many(organizer_key, 3), organizer_key)
+    path.write_bytes(path.read_bytes().replace(b'"received_on":"2026-03-04"', b'"received_on":"2020-01-01"', 1))
+    out = tmp_path / "out"
+    assert run_with(decrypt, [path], organizer_key_file, out) == 2
+    assert run_with(decrypt, [path], organizer_key_file, out, "--salvage") == 1
+    assert len(read_csv(out / "petition-sign.csv")) == 4  # the changed date still reads: the record opens
+    summary = (out / "summary.txt").read_text()
+    assert "checksum mismatch" in summary and "date received and sealing path may have" in summary
+    report = (out / "report.html").read_text()
+    assert "Damaged bundle" in report and "checksum mismatch" in report
+
+
+def test_the_report_lists_what_did_not_open_and_why(decrypt, organizer_key, organizer_key_file, tmp_path):
+    stranger = X25519PrivateKey.generate()
+    records = [record(1, organizer_key, "petition", "sign", signer("Ada")), record(2, stranger, "petition", "sign", {})]
+    path = write_bundle(tmp_path / "b.papillon", records, organizer_key)
+    out = tmp_path / "out"
+    assert run_with(decrypt, [path], organizer_key_file, out) == 1
+    report = (out / "report.html").read_text()
+    assert "Not opened" in report and f"{2:032x} (petition/sign): the record is not sealed to key" in report
+
+
+def test_a_record_not_sealed_to_the_key_names_the_keys_it_is_sealed_to(
+    decrypt, organizer_key, organizer_key_file, tmp_path
+):
+    stranger = X25519PrivateKey.generate()
+    records = [record(1, organizer_key, "petition", "sign", signer("Ada")), record(2, stranger, "petition", "sign", {})]
+    path = write_bundle(tmp_path / "b.papillon", records, organizer_key)
+    assert run_with(decrypt, [path], organizer_key_file, tmp_path / "out") == 1
+    assert f"it is sealed to {public(stranger).key_id}" in (tmp_path / "out" / "summary.txt").read_text()
+
+
+def test_a_run_that_fails_part_way_keeps_nothing_and_says_so(
+    decrypt, organizer_key, organizer_key_file, tmp_path, capsys, monkeypatch
+):
+    path = write_bundle(tmp_path / "b.papillon", many(organizer_key, 300), organizer_key)
+    add, calls = decrypt.Writer.add, []
+
+    def add_until_the_disk_fills(self, row):
+        calls.append(row)
+        if len(calls) == 200:
+            raise OSError(28, "No space left on device")
+        add(self, row)
+
+    monkeypatch.setattr(decrypt.Writer, "add", add_until_the_disk_fills)
+    out = tmp_path / "deep" / "out"
+    assert run_with(decrypt, [path], organizer_key_file, out, "--jobs", "1") == 2
+    assert "No space left on device" in capsys.readouterr().err
+    assert not (tmp_path / "deep").exists()
+
+
+def test_an_unexpected_error_keeps_nothing_and_exits_2(
+    decrypt, sample_bundle, organizer_key_file, tmp_path, capsys, monkeypatch
+):
+    def broken(*args):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(decrypt, "write_report", broken)
+    out = tmp_path / "out"
+    assert run_with(decrypt, [sample_bundle], organizer_key_file, out) == 2
+    assert "Nothing was kept" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_an_output_folder_that_is_not_empty_is_refused(decrypt, sample_bundle, organizer_key_file, tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    assert run_with(decrypt, [sample_bundle], organizer_key_file, out) == 2
+    assert "not empty" in capsys.readouterr().err
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+
+
+def test_several_processes_open_records_where_processes_cannot_fork(organizer_key, organizer_key_file, tmp_path):
+    path = write_bundle(tmp_path / "b.papillon", many(organizer_key, 40), organizer_key)
+    site = tmp_path / "site"
+    site.mkdir()
+    # As on Windows, which cannot fork: the script must start its workers afresh and send them what they need.
+    started = tmp_path / "interpreters"
+    (site / "sitecustomize.py").write_text(
+        "import multiprocessing\n"
+        "multiprocessing.get_all_start_methods = lambda: ['spawn']\n"
+        f"open({str(started)!r}, 'a').write('started\\n')\n"
+    )
+    out = tmp_path / "out"
+    args = [*decrypt_args(path, organizer_key_file, out), "--jobs", "2"]
+    result = subprocess.run(
+        [sys.executable, "scripts/decrypt.py", *args],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(site)},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert len(read_csv(out / "petition-sign.csv")) == 41
+    assert started.read_text().count("started") == 4  # the script, its resource tracker, and each worker afresh
