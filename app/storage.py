@@ -250,6 +250,11 @@ class Storage:
             row = session.get(PublicList, campaign)
             return None if row is None else (row.count, json.loads(row.signers))
 
+    def ping(self) -> None:
+        """Ask the database the cheapest question; raises SQLAlchemyError while it cannot answer."""
+        with self.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+
     def counts(self) -> dict[tuple[str, str, bool], int]:
         with self.session() as session:
             query = select(Submission.campaign, Submission.form, Submission.exported, func.count())

@@ -179,6 +179,12 @@ def index() -> str:
 @bp.get("/healthz")
 @limiter.exempt
 def healthz() -> Response:
+    """Readiness for a load balancer: 503 while the database cannot answer, so no one is sent here to be
+    refused. Nothing is logged: a balancer asks every few seconds."""
+    try:
+        db.ping()
+    except SQLAlchemyError:
+        return Response("database unavailable\n", status=503, mimetype="text/plain")
     return Response("ok\n", mimetype="text/plain")
 
 

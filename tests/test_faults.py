@@ -1,0 +1,144 @@
+"""Faults as an operator meets them: the database going away and coming back, the limiter's store going down."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import threading
+from collections.abc import Iterator
+
+import pytest
+from flask import Flask
+from pages import form_tokens
+from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
+from test_storage import Postgres, postgres  # noqa: F401 - the session's PostgreSQL database, a fixture
+
+from app import create_app
+from app.storage import Base, Submission, db
+
+TESTIMONY = {"what_happened": "Zqv it happened at the parlour"}
+
+
+class Outage:
+    """A TCP relay between the app and PostgreSQL that the test can cut and mend, as a network or a restart
+    would: while cut, it refuses new connections and drops the open ones."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.up = threading.Event()
+        self.up.set()
+        self.open: list[socket.socket] = []
+        self.lock = threading.Lock()
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if not self.up.is_set():
+                client.close()
+                continue
+            server = socket.create_connection(self.target)
+            with self.lock:
+                self.open += [client, server]
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self.pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def pipe(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (source, sink):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+    def cut(self) -> None:
+        self.up.clear()
+        with self.lock:
+            for s in self.open:
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+            self.open.clear()
+
+    def mend(self) -> None:
+        self.up.set()
+
+    def close(self) -> None:
+        self.cut()
+        self.listener.close()
+
+
+@pytest.fixture
+def relayed_app(config: dict[str, object], postgres: Postgres) -> Iterator[tuple[Flask, Outage]]:  # noqa: F811
+    if postgres.problem:
+        pytest.fail(postgres.problem, pytrace=False)
+    url = make_url(postgres.url)
+    outage = Outage((url.host or "127.0.0.1", url.port or 5432))
+    app = create_app({**config, "DATABASE_URL": url.set(port=outage.port).render_as_string(hide_password=False)})
+    with app.app_context():
+        db.create_schema()
+    yield app, outage
+    outage.mend()
+    with app.app_context():
+        Base.metadata.drop_all(db.engine)
+        db.engine.dispose()
+    outage.close()
+
+
+def stored(app: Flask) -> int:
+    with app.app_context(), db.session() as session:
+        return session.scalar(select(func.count()).select_from(Submission))
+
+
+def send_testimony(client) -> int:
+    tokens = form_tokens(client.get("/petition/testimony").get_data(as_text=True))
+    return client.post("/petition/testimony", data={**tokens, **TESTIMONY}).status_code
+
+
+def test_healthz_is_ready_while_the_database_answers(client) -> None:
+    response = client.get("/healthz")
+    assert (response.status_code, response.get_data(as_text=True)) == (200, "ok\n")
+
+
+def test_the_database_going_away_answers_503_and_the_app_recovers_when_it_returns(relayed_app) -> None:
+    app, outage = relayed_app
+    client = app.test_client()
+    assert send_testimony(client) == 303
+    assert client.get("/healthz").status_code == 200
+
+    outage.cut()
+    assert client.get("/healthz").status_code == 503, "a load balancer is told not to send anyone here"
+    assert send_testimony(client) == 503
+    assert client.get("/petition/").status_code == 200, "the campaign's text needs no database"
+
+    outage.mend()
+    assert client.get("/healthz").status_code == 200, "recovered with no restart"
+    assert send_testimony(client) == 303
+    assert stored(app) == 2, "the answer refused while the database was away was not stored"
+
+
+def test_a_down_limiter_store_is_logged_once_however_many_requests(
+    config: dict[str, object], caplog: pytest.LogCaptureFixture
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    app = create_app({**config, "RATELIMIT_ENABLED": True, "RATELIMIT_STORAGE_URI": f"redis://127.0.0.1:{closed}/0"})
+    with app.app_context():
+        db.create_schema()
+    client = app.test_client()
+    caplog.set_level(logging.WARNING, logger="flask-limiter")
+    assert [send_testimony(client) for _ in range(3)] == [303, 303, 303]
+    warnings = [r for r in caplog.records if r.name == "flask-limiter" and r.levelno == logging.WARNING]
+    assert [r.getMessage() for r in warnings] == ["Rate limit storage unreachable - falling back to in-memory storage"]
+    assert all("127.0.0.1" not in r.getMessage() for r in caplog.records)
