@@ -100,6 +100,10 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
+class SubmissionConflict(Exception):
+    """A submission id already stored with other content: nothing was stored, and the sender must be told."""
+
+
 class PurgeIncomplete(RuntimeError):
     """Rows were deleted, but the database could not yet rewrite its files to erase them."""
 
@@ -150,10 +154,12 @@ class Storage:
         return ["The submissions table was rebuilt without rowids, so rows no longer carry their arrival order."]
 
     def store(self, *, id: str, campaign: str, form: str, sealed_by: str, envelope: str) -> bool:
-        """Store a sealed record once; False when that submission id was already stored.
+        """Store a sealed record once; False when that submission id was already stored with the same content.
 
         A repeat is not an error: the insert does nothing, so no database log records a failed statement
-        naming the id, with the time it was retried."""
+        naming the id, with the time it was retried. The same id with other content (another form, another
+        envelope from the browser) raises SubmissionConflict: acknowledging it would lose those answers. Two
+        envelopes the server sealed cannot be compared, as each sealing is random: they count as a repeat."""
         values = {
             "id": id,
             "campaign": campaign,
@@ -166,7 +172,16 @@ class Storage:
         dialect = {"sqlite": sqlite, "postgresql": postgresql}[self.engine.dialect.name]
         statement = dialect.insert(Submission).values(**values).on_conflict_do_nothing(index_elements=["id"])
         with self.engine.begin() as conn:
-            return conn.execute(statement.returning(Submission.id)).first() is not None
+            if conn.execute(statement.returning(Submission.id)).first() is not None:
+                return True
+            columns = (Submission.campaign, Submission.form, Submission.sealed_by, Submission.envelope)
+            earlier = conn.execute(select(*columns).where(Submission.id == id)).first()
+        if earlier is not None and (
+            (earlier.campaign, earlier.form, earlier.sealed_by) != (campaign, form, sealed_by)
+            or (sealed_by == "browser" and earlier.envelope != envelope)
+        ):
+            raise SubmissionConflict(id)
+        return False
 
     def unexported(self) -> list[Submission]:
         with self.session() as session:

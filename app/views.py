@@ -21,7 +21,7 @@ from werkzeug.routing import RequestRedirect
 from app import i18n, security
 from app.forms import AnswersForm, new_submission_id
 from app.security import check_form_body, limiter
-from app.storage import db
+from app.storage import SubmissionConflict, db
 from papillon import envelope
 from papillon.campaigns import Campaign, Form
 from papillon.keys import PublicKey
@@ -32,6 +32,10 @@ STATUS_MESSAGES = {
     400: _l("Something in this request was not right, so nothing was stored."),
     404: _l("There is no page at this address."),
     405: _l("This page cannot be used that way."),
+    409: _l(
+        "Answers from this page were already received, and these are different, so they were not stored. "
+        "To send them as well, copy them, reload the page and send them again."
+    ),
     413: _l("What you sent is larger than this site accepts, so nothing was stored. Please shorten your answers."),
     429: _l("Too many tries from your connection just now. Please wait a few minutes, then try again."),
     500: _l("Something went wrong on our side. Nothing you typed was kept. Please try again later."),
@@ -60,6 +64,7 @@ SEAL_MESSAGES = {
         "Your answers could not be sent: the connection failed. Nothing you typed was lost on this page. "
         "Please try again; they will be stored only once."
     ),
+    "retrying": _l("The connection failed or the site was busy; trying again in a moment…"),
     "not_stored": _l("Your answers were not stored. Nothing you typed was lost on this page. Please try again."),
     "unsupported": _l(
         "This browser cannot seal your answers itself: they travel to our server protected by HTTPS, and the server "
@@ -280,13 +285,16 @@ def form(campaign_slug: str, form_slug: str):
         sealed = envelope.seal(data, public_keys(), campaign.slug, form.slug)
         sealed_by = "server"
 
-    db.store(
-        id=wtf.submission_id.data,
-        campaign=campaign.slug,
-        form=form.slug,
-        sealed_by=sealed_by,
-        envelope=sealed.to_json(),
-    )
+    try:
+        db.store(
+            id=wtf.submission_id.data,
+            campaign=campaign.slug,
+            form=form.slug,
+            sealed_by=sealed_by,
+            envelope=sealed.to_json(),
+        )
+    except SubmissionConflict:
+        return error_response(409)
     return thanks
 
 

@@ -404,6 +404,87 @@ def test_server_refusal_is_shown_and_the_typed_answers_stay_in_the_form(app, liv
     assert_clean(log, live_server, expected_failures=(plan.path,))
 
 
+def test_a_lost_connection_and_a_busy_server_are_retried_with_the_same_envelope_and_stored_once(
+    app, live_server, open_page, organizer_key
+):
+    plan = plan_for(app, "petition", "testimony")
+    sent: list[bytes] = []
+
+    def flaky(route: Route) -> None:
+        if route.request.method != "POST":
+            return route.continue_()
+        sent.append(route.request.post_data_buffer or b"")
+        if len(sent) == 1:
+            return route.abort("connectionreset")
+        if len(sent) == 2:
+            return route.fulfill(status=503, content_type="application/json", body='{"error": "busy"}')
+        return route.continue_()
+
+    page, _ = open_page()
+    page.route(f"{live_server}{plan.path}", flaky)
+    page.goto(plan.path)
+    wait_for_sealing(page)
+    submission_id = page.locator("input[name=submission_id]").input_value()
+    fill(page, plan)
+    submit_and_land(page, plan, live_server)
+    assert len(sent) == 3 and len(set(sent)) == 1, "every try carried the very same id and envelope"
+    assert_stored(app, plan, submission_id, "browser", organizer_key)
+
+
+def test_when_every_try_fails_the_page_says_so_and_keeps_the_answers(app, live_server, open_page):
+    plan = plan_for(app, "petition", "testimony")
+    tries = []
+
+    def down(route: Route) -> None:
+        if route.request.method != "POST":
+            return route.continue_()
+        tries.append(route.request.post_data_buffer)
+        return route.abort("connectionrefused")
+
+    page, _ = open_page()
+    page.route(f"{live_server}{plan.path}", down)
+    page.goto(plan.path)
+    wait_for_sealing(page)
+    fill(page, plan)
+    page.locator("form.answers button[type=submit]").click()
+    status = page.locator("#seal-status")
+    expect(status).to_contain_text("the connection failed", timeout=15_000)
+    expect(status).to_contain_text("Nothing you typed was lost")
+    assert len(tries) == 4, "the first try and three more, then the page gives up"
+    assert_still_filled(page, plan)
+    expect(page.locator("form.answers button[type=submit]")).to_be_enabled()
+    assert rows(app) == []
+
+
+def test_sending_the_same_answers_again_reuses_their_envelope_and_changed_answers_are_sealed_anew(
+    app, live_server, open_page
+):
+    plan = plan_for(app, "petition", "testimony")
+    bodies: list[bytes] = []
+
+    def refuse_all(route: Route) -> None:
+        if route.request.method != "POST":
+            return route.continue_()
+        bodies.append(route.request.post_data_buffer or b"")
+        return route.fulfill(status=400, content_type="application/json", body='{"error": "refused"}')
+
+    page, _ = open_page()
+    page.route(f"{live_server}{plan.path}", refuse_all)
+    page.goto(plan.path)
+    wait_for_sealing(page)
+    fill(page, plan)
+    button = page.locator("form.answers button[type=submit]")
+    for _ in range(2):
+        button.click()
+        expect(page.locator("#seal-status")).to_contain_text("refused")
+        expect(button).to_be_enabled()
+    page.locator("textarea").first.fill("Something else entirely")
+    button.click()
+    expect(page.locator("#seal-status")).to_contain_text("refused")
+    assert len(bodies) == 3
+    assert bodies[0] == bodies[1] and bodies[2] != bodies[0]
+
+
 # --- every page: strict CSP, no violation, no error, a quick exit ----------------------------------------------
 
 

@@ -559,6 +559,36 @@ def test_a_repeated_browser_envelope_with_the_same_submission_id_stores_one_row(
     assert len(stored(app)) == 1
 
 
+def test_the_same_submission_id_with_another_envelope_is_refused_with_409_and_the_first_kept(
+    client, app, organizer_key
+):
+    tokens = page_tokens(client, "petition", "testimony")
+    keys = [organizer_public(organizer_key)]
+    first = browser_envelope(keys, "petition", "testimony", {"what_happened": "first"})
+    other = browser_envelope(keys, "petition", "testimony", {"what_happened": "second"})
+    assert post(client, "petition", "testimony", {**tokens, "envelope": first}).status_code == 303
+    response = client.post(
+        "/petition/testimony", data={**tokens, "envelope": other}, headers={"Accept": "application/json"}
+    )
+    assert response.status_code == 409
+    assert "already received, and these are different" in response.get_json()["error"]
+    page = post(client, "petition", "testimony", {**tokens, "envelope": other})
+    assert page.status_code == 409 and "reload the page" in html.unescape(page.get_data(as_text=True))
+    (row,) = stored(app)
+    assert open_row(row, organizer_key)["answers"]["what_happened"] == "first"
+
+
+def test_the_same_submission_id_on_another_form_is_refused_with_409(client, app, organizer_key):
+    tokens = page_tokens(client, "petition", "testimony")
+    keys = [organizer_public(organizer_key)]
+    testimony = browser_envelope(keys, "petition", "testimony", {"what_happened": "x"})
+    assert post(client, "petition", "testimony", {**tokens, "envelope": testimony}).status_code == 303
+    signature = browser_envelope(keys, "petition", "sign", {"signing_as": "individual", "name": "Ada"})
+    sign_tokens = {**page_tokens(client, "petition", "sign"), "submission_id": tokens["submission_id"]}
+    assert post(client, "petition", "sign", {**sign_tokens, "envelope": signature}).status_code == 409
+    assert [(r.campaign, r.form) for r in stored(app)] == [("petition", "testimony")]
+
+
 def test_a_client_chosen_submission_id_is_accepted(client, app):
     tokens = page_tokens(client, "petition", "testimony")
     chosen = new_submission_id()

@@ -154,6 +154,9 @@
     return answers;
   }
 
+  // Waits before each new try after a network error or a 503: about seven seconds in all, then the page says so.
+  const RETRIES = [500, 1500, 5000];
+
   function enhance(form, status) {
     const config = JSON.parse(form.getAttribute("data-seal"));
     const value = (name) => (controlsNamed(form, name)[0] || { value: "" }).value;
@@ -172,6 +175,7 @@
       if (typeof status.focus === "function") status.focus();
     };
     const text = config.messages;
+    let sealed = null;
     say(text.ready);
     // Started at once: by the time a person has written their answers, the check is long done.
     const stamp = config.pow ? solvePow(config.pow) : null;
@@ -186,13 +190,18 @@
       }
       buttons(true);
       say(text.sealing);
-      let envelope;
-      try {
-        envelope = await buildEnvelope(config, collect(form, config.fields));
-      } catch {
-        // Fail closed: once sealing was promised, the typed answers are never sent as they are.
-        return fail(text.cannot_seal);
+      const answers = collect(form, config.fields);
+      const typed = JSON.stringify(answers);
+      // The same answers sent again travel in the same envelope, so the server can tell a retry from a change.
+      if (!sealed || sealed.typed !== typed) {
+        try {
+          sealed = { typed, envelope: await buildEnvelope(config, answers) };
+        } catch {
+          // Fail closed: once sealing was promised, the typed answers are never sent as they are.
+          return fail(text.cannot_seal);
+        }
       }
+      const envelope = sealed.envelope;
       const body = new URLSearchParams({
         csrf_token: value("csrf_token"),
         submission_id: value("submission_id"),
@@ -207,19 +216,24 @@
           return fail(text.check_failed);
         }
       }
-      let response;
-      try {
-        response = await fetch(form.getAttribute("action"), {
-          method: "POST", body, headers: { Accept: "application/json" }, credentials: "same-origin",
-        });
-      } catch {
-        // The submission id stays the same, so a retry cannot store the answers twice.
-        return fail(text.network);
+      // A lost connection or a busy server is tried again with the very same id and envelope: stored once.
+      for (let attempt = 0; ; attempt++) {
+        let response = null;
+        try {
+          response = await fetch(form.getAttribute("action"), {
+            method: "POST", body, headers: { Accept: "application/json" }, credentials: "same-origin",
+          });
+        } catch {}
+        // Asked for JSON, the server answers a stored record with the thank-you page's address.
+        const reply = response ? await response.json().catch(() => ({})) : {};
+        if (response && response.ok && typeof reply.thanks === "string") return location.assign(reply.thanks);
+        const error = typeof reply.error === "string" && reply.error ? reply.error : null;
+        if ((response && response.status !== 503) || attempt === RETRIES.length) {
+          return fail(error || (response ? text.not_stored : text.network));
+        }
+        say(text.retrying);
+        await new Promise((resolve) => setTimeout(resolve, RETRIES[attempt]));
       }
-      // Asked for JSON, the server answers a stored record with the thank-you page's address.
-      const reply = await response.json().catch(() => ({}));
-      if (response.ok && typeof reply.thanks === "string") return location.assign(reply.thanks);
-      fail(typeof reply.error === "string" && reply.error ? reply.error : text.not_stored);
     });
   }
 
