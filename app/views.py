@@ -23,7 +23,7 @@ from app.forms import AnswersForm, new_submission_id
 from app.security import check_form_body, limiter
 from app.storage import SubmissionConflict, db
 from papillon import envelope
-from papillon.campaigns import Campaign, Form
+from papillon.campaigns import PATTERN_MESSAGES, Campaign, Form, Problem
 from papillon.keys import PublicKey
 
 bp = Blueprint("public", __name__)
@@ -210,6 +210,27 @@ def campaign(campaign_slug: str) -> str:
     return render_template("campaign.html", campaign=campaign, public_list=public_list)
 
 
+@functools.cache
+def field_messages(form: Form, language: str) -> dict[str, dict[str, str]]:
+    """What the page says when the browser's own check stops a field, in the page's language rather than the
+    browser's, with the same words the server uses; worked out once per form and language."""
+
+    def said(problem: Problem | None) -> str | None:
+        if problem is None:
+            return None
+        return str(problem) if problem.own else _(problem.message, **problem.values)
+
+    checks = {}
+    for f in form.fields:
+        found = {
+            "missing": said(f.problem(f.empty())) if f.required else None,
+            "long": said(f.problem("x" * (f.max_length + 1))) if f.max_length else None,
+            "pattern": said(Problem(PATTERN_MESSAGES[f.type])) if f.pattern else None,
+        }
+        checks[f.name] = {kind: text for kind, text in found.items() if text}
+    return checks
+
+
 def _render_form(campaign: Campaign, form: Form, wtf: AnswersForm, status: int = 200) -> tuple[str, int]:
     keys = public_keys()
     seal = {
@@ -221,6 +242,7 @@ def _render_form(campaign: Campaign, form: Form, wtf: AnswersForm, status: int =
         "keys": [{"key_id": k.key_id, "public_key": k.to_b64()} for k in keys],
         "pad_block": envelope.PAD_BLOCK,
         "fields": [{"name": f.name, "type": f.type} for f in form.fields],
+        "checks": field_messages(form, i18n.page_language()),
         "honeypot": wtf.honeypot_name,
     }
     if security.is_shared():

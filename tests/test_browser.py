@@ -404,6 +404,32 @@ def test_server_refusal_is_shown_and_the_typed_answers_stay_in_the_form(app, liv
     assert_clean(log, live_server, expected_failures=(plan.path,))
 
 
+def test_the_browsers_own_check_speaks_the_page_language_with_the_servers_words(app, live_server, open_page):
+    from app.views import field_messages
+
+    page, _ = open_page()
+    page.goto("/ko/petition/sign")
+    wait_for_sealing(page)
+    page.locator("form.answers button[type=submit]").click()
+    shown = page.locator("#name").evaluate("e => e.validationMessage")
+    with app.test_request_context("/ko/petition/sign"):
+        form = app.extensions["papillon.localized"]["petition", "ko"].forms["sign"]
+        korean = field_messages(form, "ko")["name"]["missing"]
+        choose = field_messages(form, "ko")["signing_as"]["missing"]
+    with app.test_request_context("/en/petition/sign"):
+        english = field_messages(app.extensions["papillon.campaigns"]["petition"].forms["sign"], "en")["name"][
+            "missing"
+        ]
+    assert shown == korean != english
+    page.locator("#name").fill("Ada")
+    assert page.locator("#name").evaluate("e => e.validity.valid") is True
+    radios = page.locator("input[name=signing_as]")
+    page.locator("form.answers button[type=submit]").click()
+    assert radios.first.evaluate("e => e.validationMessage") == choose
+    radios.last.check()
+    assert radios.evaluate_all("rs => rs.every(r => r.validity.valid)") is True
+
+
 def test_a_lost_connection_and_a_busy_server_are_retried_with_the_same_envelope_and_stored_once(
     app, live_server, open_page, organizer_key
 ):

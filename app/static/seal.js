@@ -154,6 +154,25 @@
     return answers;
   }
 
+  // The browser's own check speaks the browser's language: give it the page's words, the server's own.
+  function explain(form, checks) {
+    form.addEventListener("invalid", (event) => {
+      const control = event.target;
+      const said = checks[control.name];
+      if (!said) return;
+      control.setCustomValidity("");
+      const v = control.validity;
+      const text = v.valueMissing ? said.missing : v.tooLong ? said.long
+        : (v.typeMismatch || v.patternMismatch) ? said.pattern : null;
+      if (text) control.setCustomValidity(text);
+    }, true);
+    form.addEventListener("input", (event) => {
+      for (const control of controlsNamed(form, event.target.name)) {
+        if (typeof control.setCustomValidity === "function") control.setCustomValidity("");
+      }
+    });
+  }
+
   // Waits before each new try after a network error or a 503: about seven seconds in all, then the page says so.
   const RETRIES = [500, 1500, 5000];
 
@@ -175,6 +194,7 @@
       if (typeof status.focus === "function") status.focus();
     };
     const text = config.messages;
+    explain(form, config.checks || {});
     let sealed = null;
     say(text.ready);
     // Started at once: by the time a person has written their answers, the check is long done.
