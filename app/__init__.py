@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
+import click
 from flask import Flask
+from flask.cli import FlaskGroup
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app import cli, i18n, padding, security, views
@@ -52,6 +54,7 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
     db.init_app(app)
+    _check_schema(app)
     security.init_app(app)
     padding.init_app(app)
     try:
@@ -72,6 +75,27 @@ def _secret_key(app: Flask) -> None:
         app.config["SECRET_KEY"] = secret
         return
     raise StartupError(f"SECRET_KEY is not set: set the environment variable, or put a random value in {path}")
+
+
+def _check_schema(app: Flask) -> None:
+    """A server refuses to start on tables older or newer than its code, rather than fail on them page by page, and
+    says so when there are none yet. The flask command still loads, so that `db upgrade` can put the tables right:
+    its commands that touch records refuse instead (app.cli)."""
+    with app.app_context():
+        problem = db.check_schema()
+    if problem is None or _finding_flask_commands():
+        return
+    if problem.empty:
+        app.logger.warning("%s; until then no answer can be stored.", problem.message)
+        return
+    raise StartupError(problem.message)
+
+
+def _finding_flask_commands() -> bool:
+    """Whether the flask command is loading the app to find the command it was given (``flask --app wsgi db
+    upgrade``), rather than to serve it (``flask run``, or any WSGI server)."""
+    ctx = click.get_current_context(silent=True)
+    return ctx is not None and isinstance(ctx.command, FlaskGroup)
 
 
 def _refuse_demo_keys(app: Flask) -> None:

@@ -1,28 +1,73 @@
-"""Server-side staff commands: ``flask --app wsgi init-db | export | purge | status | publish |
-translation-template``."""
+"""Server-side staff commands: ``flask --app wsgi db upgrade | db current | export | purge | status | publish |
+translation-template``, and ``init-db``, the older name of ``db upgrade``."""
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
 import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
+from app import migrations
 from app.storage import PurgeIncomplete, db
 from papillon import bundle, languages, signers
 from papillon.campaigns import CampaignError, translation_template
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def current_schema(command: Callable[P, R]) -> Callable[P, R]:
+    """Commands that read or write records refuse a database `db upgrade` has not yet put right, and say why."""
+
+    @functools.wraps(command)
+    def checked(*args: P.args, **kwargs: P.kwargs) -> R:
+        if problem := db.schema_problem:
+            raise click.ClickException(problem.message)
+        return command(*args, **kwargs)
+
+    return checked
+
+
+def upgrade() -> None:
+    for change in db.upgrade():
+        click.echo(change)
+    click.echo(f"Database ready, at revision {db.revision()}.")
+
+
+@click.group("db")
+def database() -> None:
+    """The database's tables: bring them up to date, or print their revision."""
+
+
+@database.command("upgrade")
+@with_appcontext
+def upgrade_command() -> None:
+    """Create the tables, or bring them to the latest revision, keeping every record (harmless to run again)."""
+    upgrade()
+
+
+@database.command("current")
+@with_appcontext
+def current_command() -> None:
+    """Print the revision the database is at, and whether it is the latest this version of Papillon knows."""
+    revision = db.revision()
+    click.echo(f"{revision or 'none'}{' (head)' if revision == migrations.head() else ''}")
+    if problem := db.schema_problem:
+        click.echo(problem.message, err=True)
 
 
 @click.command("init-db")
 @with_appcontext
 def init_db() -> None:
-    """Create the tables if they do not exist yet, or bring older ones up to date (safe to run again)."""
-    for change in db.create_schema():
-        click.echo(change)
-    click.echo("Database ready.")
+    """The same as `db upgrade`, under the name older scripts and guides use."""
+    upgrade()
 
 
 @click.command("export")
@@ -34,6 +79,7 @@ def init_db() -> None:
 )
 @click.option("--again", is_flag=True, help="Write again the records already exported and not yet purged.")
 @with_appcontext
+@current_schema
 def export(out: Path | None, again: bool) -> None:
     """Write the records not yet exported to a bundle, on standard output unless --out is given, then mark them
     exported. On standard output the bundle can go straight to the staff's own machine and never rest on the server:
@@ -88,6 +134,7 @@ def export(out: Path | None, again: bool) -> None:
 @click.command("purge")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @with_appcontext
+@current_schema
 def purge(yes: bool) -> None:
     """Delete the records already exported, and erase them from the database's files; records not yet exported
     are never touched."""
@@ -102,6 +149,7 @@ def purge(yes: bool) -> None:
 
 @click.command("status")
 @with_appcontext
+@current_schema
 def status() -> None:
     """How many records each form holds, exported or waiting."""
     counts = db.counts()
@@ -114,6 +162,7 @@ def status() -> None:
 @click.command("publish")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @with_appcontext
+@current_schema
 def publish(path: Path) -> None:
     """Show on each campaign's page the signers listed in PATH (written by decrypt.py --publish on the laptop):
     the count, and the names of those who agreed to be listed. It replaces the lists of the campaigns in PATH.
@@ -159,5 +208,5 @@ def translation_template_command(campaign: str, language: str) -> None:
 
 
 def init_app(app: Flask) -> None:
-    for command in (init_db, export, purge, status, publish, translation_template_command):
+    for command in (database, init_db, export, purge, status, publish, translation_template_command):
         app.cli.add_command(command)

@@ -8,11 +8,13 @@ import os
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from flask import Flask, current_app
 from sqlalchemy import (
     Boolean,
+    Connection,
     Date,
     Engine,
     Integer,
@@ -22,13 +24,16 @@ from sqlalchemy import (
     delete,
     event,
     func,
+    inspect,
     select,
     text,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+from app import migrations
 
 
 class Base(DeclarativeBase):
@@ -104,6 +109,14 @@ class SubmissionConflict(Exception):
     """A submission id already stored with other content: nothing was stored, and the sender must be told."""
 
 
+@dataclass(frozen=True)
+class SchemaProblem:
+    """Why the database cannot be used as it is; an empty one at least holds nothing that could be misread."""
+
+    message: str
+    empty: bool = False
+
+
 class PurgeIncomplete(RuntimeError):
     """Rows were deleted, but the database could not yet rewrite its files to erase them."""
 
@@ -128,30 +141,99 @@ class Storage:
     def engine(self) -> Engine:
         return self.sessions.kw["bind"]
 
-    def create_schema(self) -> list[str]:
-        """Create the tables, and bring an older table up to date; returns what was changed, for the operator."""
-        changes = self._drop_sqlite_rowid()
-        Base.metadata.create_all(self.engine)
+    def upgrade(self) -> list[str]:
+        """Bring the schema to the latest revision, from nothing or from the tables an older ``init-db`` made;
+        harmless to run again, also from two places at once. Returns what changed, for the operator."""
+        with self.engine.begin() as conn:
+            self._lock_for_migrations(conn)
+            before = migrations.current(conn)
+            if before is not None and not self._tables(conn):
+                conn.execute(text("DELETE FROM alembic_version"))  # a stamp left beside no table: start over
+                before = None
+            rowids = self._sqlite_table_has_rowid(conn)
+            migrations.upgrade(conn)
+            after = migrations.current(conn)
+        current_app.extensions["papillon.schema_problem"] = None
+        changes = []
+        if rowids:
+            self._erase_sqlite()
+            changes.append(
+                "The submissions table was rebuilt without rowids, so rows no longer carry their arrival order."
+            )
+        if after != before:
+            changes.append(f"The database went from {f'revision {before}' if before else 'no revision'} to {after}.")
         return changes
 
-    def _drop_sqlite_rowid(self) -> list[str]:
-        """Tables made before rows lost their rowid still number rows in arrival order: rebuild them in id order."""
-        if self.engine.dialect.name != "sqlite":
-            return []
-        with self.engine.begin() as conn:
-            sql = conn.scalar(text("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'submissions'"))
-            if sql is None or "WITHOUT ROWID" in sql.upper():
-                return []
-            conn.execute(text("ALTER TABLE submissions RENAME TO submissions_with_rowid"))
-            conn.execute(text("DROP INDEX IF EXISTS ix_submissions_exported"))
-            Base.metadata.create_all(conn)
-            columns = ", ".join(Submission.__table__.columns.keys())
-            conn.execute(
-                text(f"INSERT INTO submissions ({columns}) SELECT {columns} FROM submissions_with_rowid ORDER BY id")  # noqa: S608 (our own column names)
+    def create_schema(self) -> list[str]:
+        """The tables at the latest revision, as ``upgrade`` makes them: the name older callers know."""
+        return self.upgrade()
+
+    def revision(self) -> str | None:
+        """The revision the database is at; None before its first upgrade."""
+        with self.engine.connect() as conn:
+            return migrations.current(conn)
+
+    @property
+    def schema_problem(self) -> SchemaProblem | None:
+        """What ``check_schema`` found at start-up, until ``upgrade`` puts it right."""
+        return current_app.extensions["papillon.schema_problem"]
+
+    def check_schema(self) -> SchemaProblem | None:
+        """Why this database cannot be used as it is: it holds no tables yet, or tables older or newer than this code.
+
+        None when it is at the latest revision, and when it cannot be reached right now: an outage is answered page
+        by page (503), and is no reason to refuse to start."""
+        problem = self._schema_problem()
+        current_app.extensions["papillon.schema_problem"] = problem
+        return problem
+
+    def _schema_problem(self) -> SchemaProblem | None:
+        try:
+            with self.engine.connect() as conn:
+                revision = migrations.current(conn)
+                tables = self._tables(conn)
+        except SQLAlchemyError:
+            return None
+        finally:
+            self.engine.dispose()  # no connection of the loading process is inherited by forked workers
+        head = migrations.head()
+        upgrade = "run `flask --app wsgi db upgrade`"
+        if not tables:
+            return SchemaProblem(f"the database holds no tables yet: {upgrade}", empty=True)
+        if revision == head:
+            return None
+        if revision is None:
+            return SchemaProblem(f"the database holds tables made before migrations: {upgrade}, then start again")
+        if not migrations.known(revision):
+            return SchemaProblem(
+                f"the database is at revision {revision}, which this version of Papillon does not know: a newer one?"
             )
-            conn.execute(text("DROP TABLE submissions_with_rowid"))
-        self._erase_sqlite()
-        return ["The submissions table was rebuilt without rowids, so rows no longer carry their arrival order."]
+        return SchemaProblem(
+            f"the database is at revision {revision}, older than this version of Papillon ({head}): {upgrade}, "
+            "then start again"
+        )
+
+    @staticmethod
+    def _tables(conn: Connection) -> set[str]:
+        return set(inspect(conn).get_table_names()) & set(Base.metadata.tables)
+
+    @staticmethod
+    def _lock_for_migrations(conn: Connection) -> None:
+        """Take the database's write lock before reading its revision, so that a second upgrade run meanwhile waits
+        and then finds nothing to do. SQLite's driver would begin the transaction only at the first row written,
+        leaving the tables' DDL outside it: begin it here, so a failed migration leaves the database as it was."""
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        elif conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('papillon migrations'))"))
+
+    @staticmethod
+    def _sqlite_table_has_rowid(conn: Connection) -> bool:
+        """A submissions table made before rows lost their rowid: the first revision rebuilds it in id order."""
+        if conn.dialect.name != "sqlite":
+            return False
+        sql = conn.scalar(text("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'submissions'"))
+        return sql is not None and "WITHOUT ROWID" not in sql.upper()
 
     def store(self, *, id: str, campaign: str, form: str, sealed_by: str, envelope: str) -> bool:
         """Store a sealed record once; False when that submission id was already stored with the same content.

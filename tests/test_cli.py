@@ -9,9 +9,13 @@ import pty
 import shutil
 import subprocess
 import sys
+from unittest import mock
 
+from click.testing import CliRunner, Result
+from flask.cli import FlaskGroup
 from pages import CAMPAIGNS, ROOT
 
+from app import create_app, migrations
 from app.storage import db
 from papillon import bundle, campaigns, envelope
 from papillon.keys import key_id, raw_public_bytes
@@ -24,6 +28,14 @@ def store(app, n: int, campaign: str = "petition", form: str = "sign", sealed_by
     return sid
 
 
+def flask(config: dict[str, object], *args: str) -> Result:
+    """``flask --app wsgi ARGS`` in this process: the flask command loads the app with these settings, the way it
+    loads wsgi.py's, so the app knows it was loaded to run a command and not to serve."""
+    group = FlaskGroup(create_app=lambda: create_app(config), load_dotenv=False, set_debug_flag=False)
+    with mock.patch.dict(os.environ):  # the flask command marks the process as its own
+        return CliRunner().invoke(group, list(args))
+
+
 def header(path) -> dict:
     return json.loads(path.read_bytes().split(b"\n", 1)[0])
 
@@ -33,14 +45,28 @@ def waiting(app) -> list[str]:
         return [r.id for r in db.unexported()]
 
 
-def test_init_db_creates_the_tables_and_is_safe_to_run_again(runner, app):
+def test_init_db_is_db_upgrade_under_its_older_name_and_safe_to_run_again(config):
+    assert "db upgrade" in flask(config, "init-db", "--help").output
     for _ in range(2):
-        result = runner.invoke(args=["init-db"])
+        result = flask(config, "init-db")
         assert result.exit_code == 0, result.output
-        assert "Database ready." in result.output
+        assert "Database ready, at revision" in result.output
+    app = create_app(config)
+    with app.app_context():
+        assert db.revision() == migrations.head()
     store(app, 1)
-    assert runner.invoke(args=["init-db"]).exit_code == 0
+    assert flask(config, "init-db").exit_code == 0
     assert waiting(app) == [f"{1:032x}"]
+
+
+def test_commands_that_touch_records_refuse_a_database_db_upgrade_has_not_put_right(config, tmp_path):
+    for args in (["status"], ["purge", "--yes"], ["export", "--out", str(tmp_path / "a.bundle")]):
+        result = flask(config, *args)
+        assert result.exit_code != 0, args
+        assert "no tables yet: run `flask --app wsgi db upgrade`" in result.output, args
+    assert not (tmp_path / "a.bundle").exists()
+    assert flask(config, "db", "upgrade").exit_code == 0
+    assert flask(config, "status").output == "No records.\n"
 
 
 def test_export_writes_a_bundle_with_header_records_and_campaign_definitions(runner, app, tmp_path, organizer_key):

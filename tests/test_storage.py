@@ -22,8 +22,9 @@ from flask import Flask
 from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
+from test_cli import flask
 
-from app import create_app
+from app import create_app, migrations
 from app.storage import Base, PurgeIncomplete, Submission, db
 
 POSTGRES_URL = os.environ.get("PAPILLON_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -346,7 +347,7 @@ def test_after_purge_postgresql_rows_share_one_xmin_and_lie_in_id_order(postgres
     assert [i for i, _ in rows] == sorted(ids[5:])
 
 
-def test_init_db_rebuilds_an_older_sqlite_table_that_had_rowids(config, tmp_path):
+def test_db_upgrade_rebuilds_an_older_sqlite_table_that_had_rowids(config, tmp_path):
     path = tmp_path / "old.sqlite3"
     old = sqlite3.connect(path)
     old.execute(
@@ -359,16 +360,18 @@ def test_init_db_rebuilds_an_older_sqlite_table_that_had_rowids(config, tmp_path
     old.executemany("INSERT INTO submissions VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
     old.commit()
     old.close()
-    app = create_app({**config, "DATABASE_URL": f"sqlite:///{path}"})
-    result = app.test_cli_runner().invoke(args=["init-db"])
+    config = {**config, "DATABASE_URL": f"sqlite:///{path}"}
+    result = flask(config, "db", "upgrade")
     assert result.exit_code == 0, result.output
     assert "rebuilt without rowids" in result.output
     conn = sqlite3.connect(path)
     assert "WITHOUT ROWID" in conn.execute("SELECT sql FROM sqlite_master WHERE name = 'submissions'").fetchone()[0]
     assert sorted(conn.execute("SELECT * FROM submissions").fetchall()) == sorted(rows)
     assert conn.execute("SELECT count(*) FROM sqlite_master WHERE name LIKE '%rowid%'").fetchone()[0] == 0
+    assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [(migrations.head(),)]
     conn.close()
-    assert "rebuilt" not in app.test_cli_runner().invoke(args=["init-db"]).output
+    again = flask(config, "init-db")
+    assert again.exit_code == 0 and "rebuilt" not in again.output
 
 
 def test_a_repeated_submission_raises_no_database_error(app):
