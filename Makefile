@@ -45,7 +45,7 @@ translations: $(VENV)/.installed
 
 # Only here may the app start with the demo key: anywhere else it refuses, and says how to replace it.
 run: $(VENV)/.installed translations instance/secret_key demo-key
-	PAPILLON_ALLOW_DEMO_KEY=true $(PY) -m flask --app wsgi init-db
+	PAPILLON_ALLOW_DEMO_KEY=true $(PY) -m flask --app wsgi db upgrade
 	PAPILLON_ALLOW_DEMO_KEY=true $(PY) -m flask --app wsgi run --host 127.0.0.1 --port 5000
 
 # axe-core for the accessibility tests, pinned by package-lock.json; never served to visitors.
