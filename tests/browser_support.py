@@ -31,7 +31,7 @@ CHROMIUM_ARGS = [
     "--disable-quic",
 ]
 SEAL_JS = Path(__file__).resolve().parent.parent / "app" / "static" / "seal.js"
-SEAL_JS_GZIP_BUDGET = 4096
+SEAL_JS_GZIP_BUDGET = 4608
 FAILED_LOAD = "Failed to load resource"
 
 
