@@ -56,6 +56,8 @@ class Submission(Base):
     sealed_by: Mapped[str] = mapped_column(String(8))
     envelope: Mapped[str] = mapped_column(Text)
     exported: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    # Only for posts sealed by the server: keyed by a secret of the sender's browser, never by one the server keeps.
+    digest: Mapped[str | None] = mapped_column(String(64))
 
 
 class PublicList(Base):
@@ -235,13 +237,16 @@ class Storage:
         sql = conn.scalar(text("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'submissions'"))
         return sql is not None and "WITHOUT ROWID" not in sql.upper()
 
-    def store(self, *, id: str, campaign: str, form: str, sealed_by: str, envelope: str) -> bool:
+    def store(
+        self, *, id: str, campaign: str, form: str, sealed_by: str, envelope: str, digest: str | None = None
+    ) -> bool:
         """Store a sealed record once; False when that submission id was already stored with the same content.
 
         A repeat is not an error: the insert does nothing, so no database log records a failed statement
-        naming the id, with the time it was retried. The same id with other content (another form, another
-        envelope from the browser) raises SubmissionConflict: acknowledging it would lose those answers. Two
-        envelopes the server sealed cannot be compared, as each sealing is random: they count as a repeat."""
+        naming the id, with the time it was retried. The same id with other content raises SubmissionConflict:
+        acknowledging it would lose those answers. Browser envelopes are compared as they are; two envelopes the
+        server sealed differ even for the same answers, so their ``digest`` of what was sent is compared (a row from
+        before digests were kept has none, and counts as the same)."""
         values = {
             "id": id,
             "campaign": campaign,
@@ -250,18 +255,27 @@ class Storage:
             "sealed_by": sealed_by,
             "envelope": envelope,
             "exported": False,
+            "digest": digest,
         }
         dialect = {"sqlite": sqlite, "postgresql": postgresql}[self.engine.dialect.name]
         statement = dialect.insert(Submission).values(**values).on_conflict_do_nothing(index_elements=["id"])
         with self.engine.begin() as conn:
             if conn.execute(statement.returning(Submission.id)).first() is not None:
                 return True
-            columns = (Submission.campaign, Submission.form, Submission.sealed_by, Submission.envelope)
+            columns = (
+                Submission.campaign,
+                Submission.form,
+                Submission.sealed_by,
+                Submission.envelope,
+                Submission.digest,
+            )
             earlier = conn.execute(select(*columns).where(Submission.id == id)).first()
-        if earlier is not None and (
-            (earlier.campaign, earlier.form, earlier.sealed_by) != (campaign, form, sealed_by)
-            or (sealed_by == "browser" and earlier.envelope != envelope)
-        ):
+        if earlier is None:
+            return False
+        same = (earlier.campaign, earlier.form, earlier.sealed_by) == (campaign, form, sealed_by) and (
+            earlier.envelope == envelope if sealed_by == "browser" else earlier.digest in (None, digest)
+        )
+        if not same:
             raise SubmissionConflict(id)
         return False
 

@@ -6,12 +6,24 @@ import base64
 import datetime as dt
 import functools
 import hashlib
+import hmac
 import json
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from flask import Blueprint, Response, abort, current_app, jsonify, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy.exc import SQLAlchemyError
@@ -161,6 +173,14 @@ def database_error(exc: SQLAlchemyError) -> tuple[Response | str, int]:
     return error_response(503)
 
 
+def sent_digest(submission_id: str, plaintext: bytes) -> str:
+    """What a page without JavaScript sent, as an HMAC keyed by its session's CSRF secret: a repeated post gives
+    the same digest, a changed one another, and the key lives in the sender's cookie only, never on the server,
+    so a stored digest cannot be used to guess answers."""
+    secret = session[current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token")]
+    return hmac.new(secret.encode(), submission_id.encode() + b"\0" + plaintext, hashlib.sha256).hexdigest()
+
+
 def refuse(message: str) -> None:
     raise Refused(message)
 
@@ -295,7 +315,7 @@ def form(campaign_slug: str, form_slug: str):
             sealed = envelope.parse(wtf.envelope.data, [k.key_id for k in public_keys()], versions=[envelope.VERSION])
         except envelope.EnvelopeError as exc:
             refuse(_("The sealed answers were refused: %(reason)s. Nothing was stored.", reason=str(exc)))
-        sealed_by = "browser"
+        sealed_by, digest = "browser", None
     else:
         answers = wtf.answers()
         valid = wtf.validate_answers(answers)
@@ -306,6 +326,7 @@ def form(campaign_slug: str, form_slug: str):
         data = envelope.plaintext(answers, form.version, i18n.page_language())
         sealed = envelope.seal(data, public_keys(), campaign.slug, form.slug)
         sealed_by = "server"
+        digest = sent_digest(wtf.submission_id.data, data)
 
     try:
         db.store(
@@ -314,9 +335,15 @@ def form(campaign_slug: str, form_slug: str):
             form=form.slug,
             sealed_by=sealed_by,
             envelope=sealed.to_json(),
+            digest=digest,
         )
     except SubmissionConflict:
-        return error_response(409)
+        if sealed_by == "browser":
+            return error_response(409)
+        # Without JavaScript the page comes back with these answers in it and a new number, so nothing is lost.
+        wtf.submission_id.data = new_submission_id()
+        wtf.form_errors.append(STATUS_MESSAGES[409])
+        return _render_form(campaign, form, wtf, 409)
     return thanks
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import html
 import json
 import logging
@@ -430,14 +431,53 @@ def test_missing_or_malformed_submission_id_is_refused_and_nothing_stored(client
     assert stored(app) == []
 
 
-def test_a_repeated_post_with_the_same_submission_id_stores_one_row(client, app, organizer_key):
+def test_a_repeated_post_with_the_same_submission_id_and_answers_stores_one_row(client, app, organizer_key):
     tokens = page_tokens(client, "petition", "testimony")
     first = post(client, "petition", "testimony", {**tokens, "what_happened": "first try"})
-    again = post(client, "petition", "testimony", {**tokens, "what_happened": "second try"})
+    again = post(client, "petition", "testimony", {**tokens, "what_happened": "first try"})
     assert first.status_code == again.status_code == 303
     (row,) = stored(app)
     assert row.id == tokens["submission_id"]
     assert open_row(row, organizer_key)["answers"]["what_happened"] == "first try"
+
+
+def test_changed_answers_sent_again_from_the_same_page_come_back_with_409_not_dropped(client, app, organizer_key):
+    tokens = page_tokens(client, "petition", "testimony")
+    assert post(client, "petition", "testimony", {**tokens, "what_happened": "first try"}).status_code == 303
+    again = post(client, "petition", "testimony", {**tokens, "what_happened": "second try"})
+    assert again.status_code == 409
+    page = html.unescape(again.get_data(as_text=True))
+    assert "already received, and these are different" in page
+    assert "second try" in page, "the changed answers are back on the page, nothing lost"
+    fresh = form_tokens(again.get_data(as_text=True))["submission_id"]
+    assert fresh != tokens["submission_id"]
+    (row,) = stored(app)
+    assert open_row(row, organizer_key)["answers"]["what_happened"] == "first try"
+    resent = {**page_tokens(client, "petition", "testimony"), "submission_id": fresh, "what_happened": "second try"}
+    assert post(client, "petition", "testimony", resent).status_code == 303
+    assert sorted(open_row(r, organizer_key)["answers"]["what_happened"] for r in stored(app)) == [
+        "first try",
+        "second try",
+    ]
+
+
+def test_the_stored_digest_of_a_plain_post_is_keyed_by_the_senders_cookie_not_by_anything_the_server_keeps(
+    client, app, organizer_key
+):
+    tokens = page_tokens(client, "petition", "testimony")
+    assert post(client, "petition", "testimony", {**tokens, "what_happened": "guess me"}).status_code == 303
+    (row,) = stored(app)
+    doc = open_row(row, organizer_key)
+    sent = envelope.plaintext(doc["answers"], doc["form_version"], doc["locale"])
+
+    def keyed(key: str) -> str:
+        return hmac.new(key.encode(), row.id.encode() + b"\0" + sent, hashlib.sha256).hexdigest()
+
+    with client.session_transaction() as cookie:
+        browser_secret = cookie["csrf_token"]
+    assert row.digest == keyed(browser_secret)
+    assert row.digest not in {keyed(app.config["SECRET_KEY"]), keyed("")}
+    assert browser_secret.encode() not in Path(app.config["DATABASE_URL"].removeprefix("sqlite:///")).read_bytes()
 
 
 def test_the_honeypot_filled_in_gets_thanks_but_nothing_is_stored(client, app, submit):
