@@ -96,35 +96,23 @@ def export(out: Path | None, again: bool) -> None:
         raise click.ClickException(f"{out} already exists; choose a new file name so no bundle is overwritten")
     if out is not None and not out.parent.is_dir():
         raise click.ClickException(f"{out.parent} is not a folder")
-    rows = db.exported_rows() if again else db.unexported()
-    records = [
-        bundle.Record(
-            id=r.id,
-            campaign=r.campaign,
-            form=r.form,
-            received_on=r.received_on.isoformat(),
-            sealed_by=r.sealed_by,
-            envelope=r.envelope,
-        )
-        for r in rows
-    ]
-    used = {r.campaign for r in rows}
-    definitions = {slug: c.source for slug, c in current_app.extensions["papillon.campaigns"].items() if slug in used}
-    if missing := used - set(definitions):
-        click.echo(f"Note: no current definition for campaign(s) {', '.join(sorted(missing))}.", err=True)
-    header = {
-        "created_on": dt.datetime.now(dt.UTC).date().isoformat(),
-        "key_ids": [k.key_id for k in current_app.extensions["papillon.keys"]],
-        "campaigns": definitions,
-    }
-    if out is None:
-        count = bundle.dump(stdout, records, **header)
-        where = "standard output"
-    else:
-        count = bundle.write(out, records, **header)
-        where = str(out)
-    if not again:
-        db.mark_exported(r.id for r in records)
+    with db.exporting(again) as batch:
+        known = current_app.extensions["papillon.campaigns"]
+        definitions = {slug: known[slug].source for slug in batch.campaigns if slug in known}
+        if missing := set(batch.campaigns) - set(definitions):
+            click.echo(f"Note: no current definition for campaign(s) {', '.join(sorted(missing))}.", err=True)
+        header = {
+            "created_on": dt.datetime.now(dt.UTC).date().isoformat(),
+            "key_ids": [k.key_id for k in current_app.extensions["papillon.keys"]],
+            "campaigns": definitions,
+            "count": batch.count,
+        }
+        if out is None:
+            count = bundle.dump(stdout, batch.records, **header)
+            where = "standard output"
+        else:
+            count = bundle.write(out, batch.records, **header)
+            where = str(out)
     click.echo(f"{'Exported again' if again else 'Exported'} {count} record(s) to {where}.", err=True)
     if out is not None:
         click.echo(f"Copy {out} to the USB stick, then delete it from this server.", err=True)

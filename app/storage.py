@@ -34,6 +34,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from app import migrations
+from papillon import bundle
 
 
 class Base(DeclarativeBase):
@@ -105,6 +106,25 @@ def make_engine(url: str) -> Engine:
             owner_only(Path(engine.url.database))
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+EXPORTED = (
+    Submission.id,
+    Submission.campaign,
+    Submission.form,
+    Submission.received_on,
+    Submission.sealed_by,
+    Submission.envelope,
+)
+
+
+@dataclass(frozen=True)
+class Export:
+    """One export's snapshot: how many records, of which campaigns, and the records, read as they are written."""
+
+    count: int
+    campaigns: list[str]
+    records: Iterator[bundle.Record]
 
 
 class SubmissionConflict(Exception):
@@ -291,11 +311,33 @@ class Storage:
                 chunk = ids[start : start + 500]
                 session.execute(update(Submission).where(Submission.id.in_(chunk)).values(exported=True))
 
-    def exported_rows(self) -> list[Submission]:
-        """Rows already exported and not yet purged: what ``export --again`` writes once more."""
-        with self.session() as session:
-            query = select(Submission).where(Submission.exported.is_(True))
-            return list(session.scalars(query.order_by(Submission.campaign, Submission.form, Submission.id)))
+    @contextmanager
+    def exporting(self, again: bool = False) -> Iterator[Export]:
+        """The records to export, as one snapshot: what it counts is what it streams and, once the caller's block
+        ends without an error, what it marks exported; a record that arrives meanwhile waits for the next export.
+        Rows stream a few hundred at a time, so memory does not grow with the table, and an error anywhere (a full
+        disk, a cut connection, a crash) marks nothing. ``again``: the records exported and not yet purged.
+
+        SQLite takes the write lock for the export's length (a submission meanwhile waits for it); PostgreSQL
+        reads one repeatable snapshot, and its update marks only the rows that snapshot holds."""
+        sqlite = self.engine.dialect.name == "sqlite"
+        options = {} if sqlite else {"isolation_level": "REPEATABLE READ"}
+        with self.engine.connect().execution_options(**options) as conn, conn.begin():
+            if sqlite:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            chosen = Submission.exported.is_(again)
+            count = conn.scalar(select(func.count()).select_from(Submission).where(chosen)) or 0
+            used = sorted(conn.scalars(select(Submission.campaign).where(chosen).distinct()))
+            query = select(*EXPORTED).where(chosen).order_by(Submission.campaign, Submission.form, Submission.id)
+            rows = conn.execute(query.execution_options(yield_per=500))
+            records = (
+                bundle.Record(r.id, r.campaign, r.form, r.received_on.isoformat(), r.sealed_by, r.envelope)
+                for r in rows
+            )
+            yield Export(count, used, records)
+            rows.close()
+            if not again:
+                conn.execute(update(Submission).where(Submission.exported.is_(False)).values(exported=True))
 
     def purge(self, erase_attempts: int = 20) -> int:
         """Delete only rows already written to a bundle, then rewrite the database's files so that the deleted

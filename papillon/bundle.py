@@ -11,6 +11,7 @@ first, then ``records``.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -63,24 +64,34 @@ def dump(
     created_on: str,
     key_ids: Iterable[str],
     campaigns: Mapping[str, dict],
+    count: int | None = None,
 ) -> int:
-    """Write a bundle to a binary stream (a file, or standard output) and return how many records it holds."""
-    records = list(records)
+    """Write a bundle to a binary stream (a file, or standard output) and return how many records it holds.
+
+    Given their ``count``, the records are written as they come, one at a time, never all held at once; if fewer
+    or more come, no checksum is written, so the bundle reads as damaged rather than as complete."""
+    if count is None:
+        records = list(records)
+        count = len(records)
     header = {
         "format": FORMAT,
         "version": VERSION,
         "created_on": created_on,
-        "count": len(records),
+        "count": count,
         "key_ids": sorted(set(key_ids)),
         "campaigns": dict(campaigns),
     }
     digest = hashlib.sha256()
-    for line in [_line(header), *(_line(r.to_dict()) for r in records)]:
+    written = 0
+    for line in itertools.chain([_line(header)], (_line(r.to_dict()) for r in records)):
         digest.update(line)
         stream.write(line)
+        written += 1
+    if written - 1 != count:
+        raise BundleError(f"{count} records were to be written, {written - 1} came: no checksum was written")
     stream.write(_line({"sha256": digest.hexdigest()}))
     stream.flush()
-    return len(records)
+    return count
 
 
 def write(
@@ -90,13 +101,14 @@ def write(
     created_on: str,
     key_ids: Iterable[str],
     campaigns: Mapping[str, dict],
+    count: int | None = None,
 ) -> int:
     """Write a bundle atomically (temporary file, fsync, rename) and return how many records it holds."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
-            count = dump(fh, records, created_on=created_on, key_ids=key_ids, campaigns=campaigns)
+            count = dump(fh, records, created_on=created_on, key_ids=key_ids, campaigns=campaigns, count=count)
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import os
 import pty
 import shutil
 import subprocess
 import sys
+import tracemalloc
 from unittest import mock
 
 from click.testing import CliRunner, Result
@@ -281,3 +283,73 @@ def test_translation_template_refuses_an_unknown_campaign_or_language(runner, ap
     english = runner.invoke(args=["translation-template", "petition", "en"])
     assert english.exit_code != 0
     assert "'en' is not one of" in english.output
+
+
+# --- export as a stream: memory stays flat, a failure marks nothing -----------------------------------------------
+
+
+def test_export_streams_rows_so_memory_does_not_grow_with_the_table(runner, app, tmp_path):
+    peaks = {}
+    for n in (1000, 4000):  # both above the few hundred rows read at a time
+        with app.app_context():
+            for i in range(n):
+                sid = f"{n:08x}{i:024x}"
+                db.store(id=sid, campaign="petition", form="sign", sealed_by="server", envelope="x" * 1500)
+        tracemalloc.start()
+        try:
+            result = runner.invoke(args=["export", "--out", str(tmp_path / f"{n}.bundle")])
+            peaks[n] = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert result.exit_code == 0, result.output
+        assert header(tmp_path / f"{n}.bundle")["count"] == n
+    # Holding 3,000 more rows of 1.5 KB each would add well over 4 MB.
+    assert peaks[4000] - peaks[1000] < 512 * 1024, peaks
+
+
+def test_an_export_that_fails_part_way_marks_nothing_and_leaves_no_file(runner, app, tmp_path, monkeypatch):
+    ids = [store(app, n) for n in range(1, 11)]
+    line, written = bundle._line, []
+
+    def disk_fills(doc):
+        written.append(doc)
+        if len(written) == 6:  # the header and four records went out
+            raise OSError(28, "No space left on device")
+        return line(doc)
+
+    monkeypatch.setattr(bundle, "_line", disk_fills)
+    usb = tmp_path / "usb"
+    usb.mkdir()
+    result = runner.invoke(args=["export", "--out", str(usb / "x.bundle")])
+    assert result.exit_code != 0
+    assert sorted(waiting(app)) == sorted(ids), "nothing was marked exported"
+    assert list(usb.iterdir()) == []
+    monkeypatch.undo()
+    assert runner.invoke(args=["export", "--out", str(usb / "x.bundle")]).exit_code == 0
+    assert header(usb / "x.bundle")["count"] == 10 and waiting(app) == []
+
+
+def test_an_export_cut_off_on_standard_output_marks_nothing_and_reads_as_damaged(app, runner, tmp_path, monkeypatch):
+    ids = [store(app, n) for n in range(1, 6)]
+    out = tmp_path / "cut.bundle"
+    line, written = bundle._line, []
+
+    def connection_drops(doc):
+        written.append(doc)
+        if len(written) == 4:
+            raise BrokenPipeError(32, "Broken pipe")
+        return line(doc)
+
+    monkeypatch.setattr(bundle, "_line", connection_drops)
+    with out.open("wb") as fh:
+        monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(fh))
+        result = runner.invoke(args=["export"])
+    monkeypatch.undo()
+    assert result.exit_code != 0
+    assert sorted(waiting(app)) == sorted(ids)
+    try:
+        bundle.verify(out)
+    except bundle.BundleError as exc:
+        assert "incomplete" in str(exc) or "truncated" in str(exc)
+    else:
+        raise AssertionError("a cut-off bundle must not verify")

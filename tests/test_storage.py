@@ -430,3 +430,27 @@ def test_purge_says_so_when_a_reader_keeps_the_sqlite_wal_busy(sqlite_app):
             reader.close()
         assert db.purge() == 0  # once the reader is gone, the erase goes through
         assert [r.id for r in db.unexported()] == [sid(2)]
+
+
+def test_a_record_arriving_during_an_export_is_neither_written_nor_marked_but_waits_for_the_next(app):
+    with app.app_context():
+        for n in range(1, 6):
+            store(n)
+        arrived = []
+
+        def arrive() -> None:
+            with app.app_context():
+                arrived.append(store(99))
+
+        with db.exporting() as batch:
+            first = next(batch.records)
+            late = threading.Thread(target=arrive)
+            late.start()
+            late.join(timeout=0.5)  # PostgreSQL takes it at once; SQLite holds it until the export ends
+            written = [first.id, *(r.id for r in batch.records)]
+        late.join(timeout=10)
+        assert arrived == [True]
+        assert (batch.count, written) == (5, [sid(n) for n in range(1, 6)])
+        assert [r.id for r in db.unexported()] == [sid(99)]
+        with db.exporting() as again:
+            assert (again.count, [r.id for r in again.records]) == (1, [sid(99)])
