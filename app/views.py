@@ -26,6 +26,7 @@ from flask import (
 )
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_wtf.csrf import generate_csrf
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import BadRequest, HTTPException, SecurityError
 from werkzeug.routing import RequestRedirect
@@ -286,16 +287,36 @@ def _render_form(campaign: Campaign, form: Form, wtf: AnswersForm, status: int =
     )
 
 
+def blank_form(campaign: Campaign, form: Form) -> str | tuple[str, int]:
+    """A fresh form page. Only its CSRF token and submission id change from one visitor to the next, so the page
+    is rendered once per form and language and then given new values: rendering the fields through WTForms is
+    most of a page's cost. A visitor from a shared address gets a proof-of-work challenge of its own, so a page
+    rendered afresh."""
+    wtf: AnswersForm = current_app.extensions["papillon.forms"][campaign.slug, form.slug, i18n.page_language()]()
+    wtf.submission_id.data = new_submission_id()
+    if security.is_shared():
+        return _render_form(campaign, form, wtf)
+    token = generate_csrf()
+    pages = current_app.extensions.setdefault("papillon.blank_pages", {})
+    key = (campaign.slug, form.slug, i18n.page_language(), request.script_root)
+    parts = pages.get(key)
+    if parts is None:
+        page, _status = _render_form(campaign, form, wtf)
+        parts = pages[key] = [piece.split(wtf.submission_id.data) for piece in page.split(token)]
+        if sum(len(p) - 1 for p in parts) != 1 or len(parts) != 2:
+            pages.pop(key)  # the token or the id is not where a cached page expects them once: never serve it
+            return page, 200
+    return token.join(wtf.submission_id.data.join(piece) for piece in parts), 200
+
+
 @route("/<campaign_slug>/<form_slug>", methods=["GET", "POST"])
 @limiter.limit(security.submit_limit, key_func=security.submit_key, methods=["POST"])
 def form(campaign_slug: str, form_slug: str):
     campaign, form = _lookup(campaign_slug, form_slug)
-    if request.method == "POST":
-        check_form_body(form, current_app.config["PAPILLON_HONEYPOT_FIELD"])
-    wtf: AnswersForm = current_app.extensions["papillon.forms"][campaign.slug, form.slug, i18n.page_language()]()
     if request.method != "POST":
-        wtf.submission_id.data = new_submission_id()
-        return _render_form(campaign, form, wtf)
+        return blank_form(campaign, form)
+    check_form_body(form, current_app.config["PAPILLON_HONEYPOT_FIELD"])
+    wtf: AnswersForm = current_app.extensions["papillon.forms"][campaign.slug, form.slug, i18n.page_language()]()
 
     if not wtf.submission_id_ok():
         refuse(_("This form is missing its submission number. Please reload the page and send it again."))

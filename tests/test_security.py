@@ -19,7 +19,7 @@ from flask import Flask
 from flask.logging import default_handler
 from flask.testing import FlaskClient
 from pages import form_tokens
-from sqlalchemy import inspect, select
+from sqlalchemy import select
 from werkzeug.serving import make_server
 from werkzeug.test import EnvironBuilder, TestResponse
 
@@ -296,14 +296,6 @@ def test_the_thank_you_page_reveals_nothing_that_was_sent(client: FlaskClient, a
         assert value not in html
     assert 'id="error-message"' not in html
     assert len(rows(app)) == 1
-
-
-def test_the_database_has_no_column_for_metadata(app: Flask) -> None:
-    with app.app_context():
-        engine = db.sessions.kw["bind"]
-        columns = {c["name"]: str(c["type"]) for c in inspect(engine).get_columns("submissions")}
-    assert set(columns) == {"id", "campaign", "form", "received_on", "sealed_by", "envelope", "exported"}
-    assert columns["received_on"] == "DATE"
 
 
 # Logs: the development server's request lines, and Flask's own handler.

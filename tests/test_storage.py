@@ -145,10 +145,12 @@ def test_received_on_is_a_date_without_time(app):
     assert before <= row.received_on <= after
 
 
-def test_the_table_holds_no_column_about_the_sender(app):
+def test_the_table_holds_no_column_about_the_sender_and_no_time_of_day(app):
     with app.app_context():
-        columns = {c["name"] for c in inspect(db.sessions.kw["bind"]).get_columns(Submission.__tablename__)}
-    assert columns == {"id", "campaign", "form", "received_on", "sealed_by", "envelope", "exported", "digest"}
+        found = inspect(db.sessions.kw["bind"]).get_columns(Submission.__tablename__)
+    columns = {c["name"]: str(c["type"]) for c in found}
+    assert set(columns) == {"id", "campaign", "form", "received_on", "sealed_by", "envelope", "exported", "digest"}
+    assert columns["received_on"] == "DATE"
 
 
 def test_unexported_lists_new_rows_by_campaign_and_form(app):

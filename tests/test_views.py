@@ -765,3 +765,21 @@ def test_a_database_that_cannot_be_reached_answers_503_and_stores_nothing(config
     assert_told_to_try_again(app, post_testimony(client, tag), tag, logs)
     if failure == "a damaged SQLite file":
         assert TYPED_WHILE_DOWN.encode() not in damaged.read_bytes()
+
+
+def test_a_form_page_served_again_is_the_first_page_with_only_its_token_and_number_new(client, app):
+    """Form pages are rendered once per form and language, then given new values: nothing else may differ."""
+    pages = [client.get("/ko/petition/sign").get_data(as_text=True) for _ in range(3)]
+    tokens = [form_tokens(page) for page in pages]
+    assert len({t["submission_id"] for t in tokens}) == 3
+    for page, token in zip(pages[1:], tokens[1:], strict=True):
+        same = pages[0].replace(tokens[0]["csrf_token"], token["csrf_token"])
+        assert same.replace(tokens[0]["submission_id"], token["submission_id"]) == page
+    assert '<html lang="th">' in client.get("/th/petition/sign").get_data(as_text=True)
+
+
+def test_the_values_a_served_again_page_carries_are_accepted(client, app):
+    page_tokens(client, "petition", "testimony")
+    again = page_tokens(client, "petition", "testimony")
+    assert post(client, "petition", "testimony", {**again, "what_happened": "x"}).status_code == 303
+    assert [r.id for r in stored(app)] == [again["submission_id"]]
