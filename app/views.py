@@ -26,13 +26,14 @@ from flask import (
 )
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from flask_wtf.csrf import generate_csrf
+from flask_wtf.csrf import generate_csrf, validate_csrf
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import BadRequest, HTTPException, SecurityError
 from werkzeug.routing import RequestRedirect
+from wtforms.validators import ValidationError
 
 from app import i18n, security
-from app.forms import AnswersForm, new_submission_id
+from app.forms import SUBMISSION_ID, AnswersForm, new_submission_id
 from app.security import check_form_body, limiter
 from app.storage import SubmissionConflict, db
 from papillon import envelope
@@ -315,57 +316,83 @@ def form(campaign_slug: str, form_slug: str):
     campaign, form = _lookup(campaign_slug, form_slug)
     if request.method != "POST":
         return blank_form(campaign, form)
-    check_form_body(form, current_app.config["PAPILLON_HONEYPOT_FIELD"])
-    wtf: AnswersForm = current_app.extensions["papillon.forms"][campaign.slug, form.slug, i18n.page_language()]()
+    return receive(campaign, form)
 
-    if not wtf.submission_id_ok():
+
+def receive(campaign: Campaign, form: Form):
+    """An answer, as the data flows: the body's shape, the submission id, the proof of work, CSRF, the honeypot,
+    then either the browser's envelope (checked, never opened) or the answers (read, checked, sealed), then store.
+
+    An envelope needs no WTForms form: its page's token and values are read straight from the body, which is
+    most of what makes the sealed path cheap."""
+    check_form_body(form, current_app.config["PAPILLON_HONEYPOT_FIELD"])
+    body = request.form
+    submission_id = body.get("submission_id", "")
+    if not SUBMISSION_ID.fullmatch(submission_id):
         refuse(_("This form is missing its submission number. Please reload the page and send it again."))
     if security.is_shared() and security.stamp_state() == "invalid":
         refuse(_("The anti-spam check of this page did not pass. Please reload the page and send your answers again."))
-    fresh = wtf.validate()
     thanks_url = url_for(".thanks", campaign_slug=campaign.slug, form_slug=form.slug)
     # The sealing script asks for JSON so that it can go to the thank-you page without loading it twice.
     thanks = jsonify(thanks=thanks_url) if wants_json() else redirect(thanks_url, 303)
-    if wtf.bot_filled_honeypot():
-        return thanks
-
-    if wtf.envelope.data:
+    if body.get("envelope"):
+        fresh = csrf_ok(body.get("csrf_token", ""))
+        if body.get(current_app.config["PAPILLON_HONEYPOT_FIELD"]):
+            return thanks
         if not fresh:
             refuse(_("This page has expired. Please reload it and send your answers again."))
         try:
-            sealed = envelope.parse(wtf.envelope.data, [k.key_id for k in public_keys()], versions=[envelope.VERSION])
+            sealed = envelope.parse(body["envelope"], [k.key_id for k in public_keys()], versions=[envelope.VERSION])
         except envelope.EnvelopeError as exc:
             refuse(_("The sealed answers were refused: %(reason)s. Nothing was stored.", reason=str(exc)))
-        sealed_by, digest = "browser", None
-    else:
-        answers = wtf.answers()
-        valid = wtf.validate_answers(answers)
-        if not fresh:
-            wtf.form_errors.append(_("This page had expired. Please check your answers and send them again."))
-        if not (fresh and valid):
-            return _render_form(campaign, form, wtf, 400)
-        data = envelope.plaintext(answers, form.version, i18n.page_language())
-        sealed = envelope.seal(data, public_keys(), campaign.slug, form.slug)
-        sealed_by = "server"
-        digest = sent_digest(wtf.submission_id.data, data)
+        try:
+            db.store(
+                id=submission_id,
+                campaign=campaign.slug,
+                form=form.slug,
+                sealed_by="browser",
+                envelope=sealed.to_json(),
+            )
+        except SubmissionConflict:
+            return error_response(409)
+        return thanks
 
+    wtf: AnswersForm = current_app.extensions["papillon.forms"][campaign.slug, form.slug, i18n.page_language()]()
+    fresh = wtf.validate()
+    if wtf.bot_filled_honeypot():
+        return thanks
+    answers = wtf.answers()
+    valid = wtf.validate_answers(answers)
+    if not fresh:
+        wtf.form_errors.append(_("This page had expired. Please check your answers and send them again."))
+    if not (fresh and valid):
+        return _render_form(campaign, form, wtf, 400)
+    data = envelope.plaintext(answers, form.version, i18n.page_language())
+    sealed = envelope.seal(data, public_keys(), campaign.slug, form.slug)
     try:
         db.store(
-            id=wtf.submission_id.data,
+            id=submission_id,
             campaign=campaign.slug,
             form=form.slug,
-            sealed_by=sealed_by,
+            sealed_by="server",
             envelope=sealed.to_json(),
-            digest=digest,
+            digest=sent_digest(submission_id, data),
         )
     except SubmissionConflict:
-        if sealed_by == "browser":
-            return error_response(409)
         # Without JavaScript the page comes back with these answers in it and a new number, so nothing is lost.
         wtf.submission_id.data = new_submission_id()
         wtf.form_errors.append(STATUS_MESSAGES[409])
         return _render_form(campaign, form, wtf, 409)
     return thanks
+
+
+def csrf_ok(token: str) -> bool:
+    """The page's CSRF token, checked as the form's own field would check it."""
+    try:
+        validate_csrf(token)
+    except ValidationError:
+        return False
+    return True
 
 
 @route("/<campaign_slug>/<form_slug>/thanks", methods=["GET"])
