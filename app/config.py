@@ -44,6 +44,9 @@ class Defaults:
     RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
     RATELIMIT_SWALLOW_ERRORS = True
     WTF_CSRF_TIME_LIMIT: int | None = None
+    # WTForms' own messages are never shown (every message a person reads is ours, in our catalogs), so its
+    # catalog is not loaded again for every request.
+    WTF_I18N_ENABLED = False
     SESSION_COOKIE_NAME = "papillon"
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
