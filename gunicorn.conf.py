@@ -7,8 +7,9 @@ Neither log keeps anything about the people using the site: no client address, b
 Environment variables:
   PAPILLON_BIND            where to listen, comma-separated (default 127.0.0.1:8000; "unix:/path" for a
                            socket only the proxy can reach)
-  PAPILLON_WORKERS         worker processes (default 1; the in-memory rate limits count per
-                           process, so use RATELIMIT_STORAGE_URI=redis://... with more than one)
+  PAPILLON_WORKERS         worker processes (default: one per CPU core when RATELIMIT_STORAGE_URI names a
+                           shared store such as redis://...; 1 with the in-memory limiter, whose counts are
+                           per process)
   PAPILLON_THREADS         threads per worker (default 32)
   PAPILLON_CLIENT_TIMEOUT  seconds one request may take from its first byte to its last reply byte
                            (default 20); a slower client is cut off so it cannot hold a thread
@@ -46,7 +47,18 @@ def _env(name: str, default: str) -> str:
 
 
 bind = [address.strip() for address in _env("PAPILLON_BIND", "127.0.0.1:8000").split(",") if address.strip()]
-workers = int(_env("PAPILLON_WORKERS", "1"))
+
+
+def default_workers() -> int:
+    """One worker per core: each already has PAPILLON_THREADS threads for the waiting (database, slow clients), so
+    gunicorn's usual 2 * cores + 1 would only add memory and contention for the GIL-bound sealing. With the in-memory
+    limiter every worker keeps its own counts, so more than one would multiply each limit: stay at 1 there."""
+    if _env("RATELIMIT_STORAGE_URI", "memory://").startswith("memory://"):
+        return 1
+    return os.cpu_count() or 1
+
+
+workers = int(_env("PAPILLON_WORKERS", str(default_workers())))
 threads = int(_env("PAPILLON_THREADS", "32"))
 loglevel = _env("PAPILLON_LOG_LEVEL", "info")
 client_timeout = float(_env("PAPILLON_CLIENT_TIMEOUT", "20"))

@@ -58,7 +58,7 @@ CLOCK = re.compile(r"(?<![\d.:])\d{1,2}:\d{2}:\d{2}(?![\d])")
 
 def load_conf(monkeypatch: pytest.MonkeyPatch, **env: str) -> dict[str, object]:
     for name in os.environ:
-        if name.startswith("PAPILLON_"):
+        if name.startswith(("PAPILLON_", "RATELIMIT_")):
             monkeypatch.delenv(name)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -76,6 +76,30 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     assert issubclass(conf["logger_class"], Logger)
     assert issubclass(conf["worker_class"], ThreadWorker)
     assert (conf["max_requests"], conf["max_requests_jitter"], conf["preload_app"]) == (100, 20, True)
+
+
+@pytest.mark.parametrize("cores", [1, 3, 16])
+def test_with_a_shared_limiter_store_the_default_is_one_worker_per_core(monkeypatch, cores: int) -> None:
+    monkeypatch.setattr(os, "cpu_count", lambda: cores)
+    assert load_conf(monkeypatch, RATELIMIT_STORAGE_URI="redis://127.0.0.1:6379/0")["workers"] == cores
+
+
+def test_with_the_in_memory_limiter_the_default_stays_one_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each worker would keep its own counts, so more of them would multiply every limit."""
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    assert load_conf(monkeypatch)["workers"] == 1
+    assert load_conf(monkeypatch, RATELIMIT_STORAGE_URI="memory://")["workers"] == 1
+
+
+def test_an_unknown_core_count_gives_one_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "cpu_count", lambda: None)
+    assert load_conf(monkeypatch, RATELIMIT_STORAGE_URI="redis://127.0.0.1:6379/0")["workers"] == 1
+
+
+@pytest.mark.parametrize("storage", ["memory://", "redis://127.0.0.1:6379/0"])
+def test_papillon_workers_overrides_the_core_count(monkeypatch, storage: str) -> None:
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    assert load_conf(monkeypatch, RATELIMIT_STORAGE_URI=storage, PAPILLON_WORKERS="3")["workers"] == 3
 
 
 @pytest.mark.parametrize(
@@ -258,8 +282,8 @@ def running_gunicorn(tmp_path: Path, organizer_key: X25519PrivateKey, **settings
         PAPILLON_CAMPAIGNS_DIR=str(CAMPAIGNS),
         PAPILLON_BIND=f"127.0.0.1:{port}",
         PYTHONUNBUFFERED="1",
-        **settings,
     )
+    env.update(settings)  # a test may give its own database or secret key too
     env.pop("WEB_CONCURRENCY", None)
     env.pop("FORWARDED_ALLOW_IPS", None)
     out, err = tmp_path / "stdout.log", tmp_path / "stderr.log"
