@@ -6,7 +6,7 @@ DEMO := instance/demo-key
 CHROMIUM ?= /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint format chromium bench clean messages translations offline-kit
+.PHONY: run test lint format chromium deploy-tools wrk bench bench-load clean messages translations offline-kit
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -77,7 +77,18 @@ offline-kit:
 chromium:
 	@[ -x $(CHROMIUM) ] || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 
-test: $(VENV)/.installed translations chromium node_modules/.installed
+# The programs tests/test_deploy_docs.py checks docs/deploy.md's files with, from Debian's packages.
+DEPLOY_TOOLS := /usr/sbin/nginx /usr/bin/caddy /usr/sbin/tor /usr/bin/systemd-analyze /usr/bin/redis-server
+deploy-tools:
+	@for tool in $(DEPLOY_TOOLS); do [ -x $$tool ] || missing=1; done; \
+	[ -z "$$missing" ] || { $(SUDO) apt-get update -qq && \
+	  $(SUDO) apt-get install -y -qq nginx-light caddy tor systemd redis-server >/dev/null; }
+
+# wrk drives the load benchmark (benchmarks/load.py), on loopback only.
+wrk:
+	@[ -x /usr/bin/wrk ] || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk >/dev/null; }
+
+test: $(VENV)/.installed translations chromium deploy-tools node_modules/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest
@@ -94,6 +105,9 @@ bench: $(VENV)/.installed chromium
 	$(PY) -m benchmarks.seal
 	$(PY) -m benchmarks.pow
 	$(PY) -m benchmarks.decrypt
+
+bench-load: $(VENV)/.installed wrk
+	$(PY) -m benchmarks.load
 
 clean:
 	rm -rf $(VENV) node_modules offline-kit build *.egg-info .pytest_cache .ruff_cache

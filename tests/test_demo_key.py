@@ -60,8 +60,8 @@ def test_keygen_demo_marks_the_public_key(script, tmp_path, monkeypatch):
 def test_only_make_run_allows_the_demo_key():
     makefile = (ROOT / "Makefile").read_text()
     run = re.search(r"^run:.*?(?=^\S)", makefile, re.M | re.S).group()
-    assert run.count("PAPILLON_ALLOW_DEMO_KEY=true") == 2  # init-db and the server
+    assert run.count("PAPILLON_ALLOW_DEMO_KEY=true") == 2  # db upgrade and the server
     assert "--demo" in makefile
-    for path in ["wsgi.py", "gunicorn.conf.py", ".ci/run", "app/config.py", "docs/deployment.md"]:
+    for path in ["wsgi.py", "gunicorn.conf.py", ".ci/run", "app/config.py", "docs/deploy.md"]:
         text = (ROOT / path).read_text()
         assert not re.search(r"PAPILLON_ALLOW_DEMO_KEY\s*=\s*(true|True|1)", text), path

@@ -195,7 +195,7 @@ def test_an_ordinary_address_keeps_its_own_limit_whatever_it_sends(config: dict[
 
 
 def test_an_onion_visitor_that_nginx_reports_as_unix_is_a_shared_visitor(config: dict[str, object]) -> None:
-    """docs/deployment.md's onion service: tor reaches nginx on a Unix socket, nginx passes on `unix:`."""
+    """docs/deploy.md's onion service: tor reaches nginx on a Unix socket, nginx passes on `unix:`."""
     app = make_app(config, PAPILLON_SHARED_ADDRESSES="unix:", PAPILLON_TRUSTED_PROXIES=1, **CHEAP)
     client = app.test_client()
     for forwarded, asked in [("unix:", True), ("203.0.113.9", False)]:
