@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import os
 import time
@@ -32,6 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.sql.dml import Insert
 
 from app import migrations
 from papillon import bundle
@@ -116,6 +118,14 @@ EXPORTED = (
     Submission.sealed_by,
     Submission.envelope,
 )
+
+
+@functools.cache
+def _insert_once(dialect: str) -> Insert:
+    """The insert that does nothing for an id already stored, built once: its parameters come with each call, so
+    SQLAlchemy compiles it once too (building it per call was most of the cost of storing an answer)."""
+    statement = {"sqlite": sqlite, "postgresql": postgresql}[dialect].insert(Submission.__table__)
+    return statement.on_conflict_do_nothing(index_elements=["id"]).returning(Submission.__table__.c.id)
 
 
 @dataclass(frozen=True)
@@ -277,10 +287,8 @@ class Storage:
             "exported": False,
             "digest": digest,
         }
-        dialect = {"sqlite": sqlite, "postgresql": postgresql}[self.engine.dialect.name]
-        statement = dialect.insert(Submission).values(**values).on_conflict_do_nothing(index_elements=["id"])
         with self.engine.begin() as conn:
-            if conn.execute(statement.returning(Submission.id)).first() is not None:
+            if conn.execute(_insert_once(self.engine.dialect.name), values).first() is not None:
                 return True
             columns = (
                 Submission.campaign,
