@@ -17,7 +17,6 @@ import os
 import platform
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -39,6 +38,7 @@ from pages import ROOT, form_data, form_tokens
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
+from test_gunicorn import stop
 
 from app import create_app
 from app.config import Defaults
@@ -453,8 +453,7 @@ def guide_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GuideRedis
             time.sleep(0.1)
         yield GuideRedis(uri=uri, folder=folder)
     finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=10)
+        stop(process)
         log.close()
 
 
@@ -569,12 +568,7 @@ def gunicorn_under_mdwe(env: dict[str, str], port: int, log: Path) -> Iterator[N
             time.sleep(0.2)
         yield
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
+        stop(process)
 
 
 def exchange(port: int, method: str, path: str, body: str = "", **headers: str) -> tuple[int, dict[str, str], str]:
