@@ -78,9 +78,6 @@ class AnswersForm(FlaskForm):
                 out[field.name] = text.strip()
         return out
 
-    def submission_id_ok(self) -> bool:
-        return bool(SUBMISSION_ID.fullmatch(self.submission_id.data or ""))
-
     def bot_filled_honeypot(self) -> bool:
         return bool(self[self.honeypot_name].data)
 

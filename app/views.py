@@ -293,21 +293,28 @@ def blank_form(campaign: Campaign, form: Form) -> str | tuple[str, int]:
     is rendered once per form and language and then given new values: rendering the fields through WTForms is
     most of a page's cost. A visitor from a shared address gets a proof-of-work challenge of its own, so a page
     rendered afresh."""
-    wtf: AnswersForm = current_app.extensions["papillon.forms"][campaign.slug, form.slug, i18n.page_language()]()
-    wtf.submission_id.data = new_submission_id()
+    submission_id = new_submission_id()
     if security.is_shared():
-        return _render_form(campaign, form, wtf)
+        return _render_form(campaign, form, answers_form(campaign, form, submission_id))
     token = generate_csrf()
     pages = current_app.extensions.setdefault("papillon.blank_pages", {})
     key = (campaign.slug, form.slug, i18n.page_language(), request.script_root)
     parts = pages.get(key)
     if parts is None:
-        page, _status = _render_form(campaign, form, wtf)
-        parts = pages[key] = [piece.split(wtf.submission_id.data) for piece in page.split(token)]
+        page, _status = _render_form(campaign, form, answers_form(campaign, form, submission_id))
+        parts = pages[key] = [piece.split(submission_id) for piece in page.split(token)]
         if sum(len(p) - 1 for p in parts) != 1 or len(parts) != 2:
             pages.pop(key)  # the token or the id is not where a cached page expects them once: never serve it
             return page, 200
-    return token.join(wtf.submission_id.data.join(piece) for piece in parts), 200
+    return token.join(submission_id.join(piece) for piece in parts), 200
+
+
+def answers_form(campaign: Campaign, form: Form, submission_id: str | None = None) -> AnswersForm:
+    """The form's WTForms form in the page's language, built at start-up; an instance reads this request's body."""
+    wtf: AnswersForm = current_app.extensions["papillon.forms"][campaign.slug, form.slug, i18n.page_language()]()
+    if submission_id is not None:
+        wtf.submission_id.data = submission_id
+    return wtf
 
 
 @route("/<campaign_slug>/<form_slug>", methods=["GET", "POST"])
@@ -357,7 +364,7 @@ def receive(campaign: Campaign, form: Form):
             return error_response(409)
         return thanks
 
-    wtf: AnswersForm = current_app.extensions["papillon.forms"][campaign.slug, form.slug, i18n.page_language()]()
+    wtf = answers_form(campaign, form)
     fresh = wtf.validate()
     if wtf.bot_filled_honeypot():
         return thanks
