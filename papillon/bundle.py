@@ -49,21 +49,21 @@ class Record:
 class Bundle:
     created_on: str
     key_ids: list[str]
-    campaigns: dict[str, dict]
+    campaigns: dict[str, dict[str, object]]
     records: list[Record]
 
 
-def _line(doc: Mapping) -> bytes:
+def _line(doc: Mapping[str, object]) -> bytes:
     return json.dumps(doc, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode() + b"\n"
 
 
-def dump(
+def dump(  # noqa: PLR0913 - past the stream and records, the arguments are the header's members, named at each call
     stream: BinaryIO,
     records: Iterable[Record],
     *,
     created_on: str,
     key_ids: Iterable[str],
-    campaigns: Mapping[str, dict],
+    campaigns: Mapping[str, dict[str, object]],
     count: int | None = None,
 ) -> int:
     """Write a bundle to a binary stream (a file, or standard output) and return how many records it holds.
@@ -94,13 +94,13 @@ def dump(
     return count
 
 
-def write(
+def write(  # noqa: PLR0913 - as for dump: past the path and records, the header's members
     path: str | Path,
     records: Iterable[Record],
     *,
     created_on: str,
     key_ids: Iterable[str],
-    campaigns: Mapping[str, dict],
+    campaigns: Mapping[str, dict[str, object]],
     count: int | None = None,
 ) -> int:
     """Write a bundle atomically (temporary file, fsync, rename) and return how many records it holds."""
@@ -127,7 +127,7 @@ class Survey:
     path: Path
     created_on: str = ""
     key_ids: list[str] = field(default_factory=list)
-    campaigns: dict[str, dict] = field(default_factory=dict)
+    campaigns: dict[str, dict[str, object]] = field(default_factory=dict)
     count: int = 0
     places: set[tuple[str, str]] = field(default_factory=set)
     damage: list[str] = field(default_factory=list)  # the file as a whole: truncated, checksum, count
@@ -296,8 +296,9 @@ def _short(value: object) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _check_header(header: dict, where: str | Path) -> None:
-    if not (isinstance(header.get("created_on"), str) and DATE.fullmatch(header["created_on"])):
+def _check_header(header: dict[str, object], where: str | Path) -> None:
+    created_on = header.get("created_on")
+    if not (isinstance(created_on, str) and DATE.fullmatch(created_on)):
         raise BundleError(f"{where}: header: created_on must be a date (YYYY-MM-DD)")
     count = header.get("count")
     if not isinstance(count, int) or isinstance(count, bool) or count < 0:

@@ -14,25 +14,30 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Final, Literal, TypeGuard, TypeVar
 
 from papillon import languages
 
-TEXT = "text"
-LONG_TEXT = "long_text"
-EMAIL = "email"
-PHONE = "phone"
-POSTAL_CODE = "postal_code"
-SINGLE_CHOICE = "single_choice"
-MULTIPLE_CHOICE = "multiple_choice"
-CONSENT = "consent"
+# A Literal rather than an enum: a field's type is the plain string the campaign file, the
+# bundle header and the browser all carry, and compares and serializes as one.
+FieldType = Literal["text", "long_text", "email", "phone", "postal_code", "single_choice", "multiple_choice", "consent"]
 
-DEFAULT_MAX_LENGTH = {TEXT: 200, LONG_TEXT: 5000, EMAIL: 254, PHONE: 32, POSTAL_CODE: 12}
-CHOICE_TYPES = {SINGLE_CHOICE, MULTIPLE_CHOICE}
-FIELD_TYPES = set(DEFAULT_MAX_LENGTH) | CHOICE_TYPES | {CONSENT}
+TEXT: Final[FieldType] = "text"
+LONG_TEXT: Final[FieldType] = "long_text"
+EMAIL: Final[FieldType] = "email"
+PHONE: Final[FieldType] = "phone"
+POSTAL_CODE: Final[FieldType] = "postal_code"
+SINGLE_CHOICE: Final[FieldType] = "single_choice"
+MULTIPLE_CHOICE: Final[FieldType] = "multiple_choice"
+CONSENT: Final[FieldType] = "consent"
+
+DEFAULT_MAX_LENGTH: Final[dict[FieldType, int]] = {TEXT: 200, LONG_TEXT: 5000, EMAIL: 254, PHONE: 32, POSTAL_CODE: 12}
+CHOICE_TYPES: Final[set[FieldType]] = {SINGLE_CHOICE, MULTIPLE_CHOICE}
+FIELD_TYPES: Final[set[FieldType]] = set(DEFAULT_MAX_LENGTH) | CHOICE_TYPES | {CONSENT}
 
 # The same patterns are rendered as HTML ``pattern`` attributes, so they must mean the
 # same thing to Python's ``re`` and to a browser's ``v``-flag RegExp.
-PATTERNS = {
+PATTERNS: Final[dict[FieldType, str]] = {
     EMAIL: r"[^@\s]+@[^@\s]+\.[^@\s]+",
     PHONE: r"[0-9+\(\)\-. ]{5,32}",
     POSTAL_CODE: r"[A-Za-z0-9 \-]{2,12}",
@@ -60,7 +65,7 @@ CHOOSE_ONE = N_("Please choose at least one.")
 MUST_BE_TEXT = N_("This answer must be text.")
 TOO_LONG = N_("Please keep this under %(max_length)d characters.")
 NOT_ALLOWED = N_("This answer holds characters that are not allowed.")
-PATTERN_MESSAGES = {
+PATTERN_MESSAGES: Final[dict[FieldType, str]] = {
     EMAIL: N_("Please give an email address such as name@example.org."),
     PHONE: N_("Please give a phone number using digits, spaces, +, -, ( and )."),
     POSTAL_CODE: N_("Please give a postal code using letters, digits and spaces."),
@@ -92,7 +97,7 @@ class Problem:
 @dataclass(frozen=True)
 class Field:
     name: str
-    type: str
+    type: FieldType
     label: str
     required: bool = False
     help: str = ""
@@ -125,22 +130,34 @@ class Field:
         return None if problem is None else str(problem)
 
     def problem(self, value: object) -> Problem | None:
+        """Why an answer is refused, or None; a left-out answer is refused only when the field is required."""
         if self.type == CONSENT:
-            if not isinstance(value, bool):
-                return Problem(TICK_OR_EMPTY)
-            return self._missing(MUST_TICK) if self.required and not value else None
+            return self._consent_problem(value)
         if self.type == MULTIPLE_CHOICE:
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                return Problem(CHOOSE_FROM_LIST)
-            if len(set(value)) != len(value) or not set(value) <= set(self.choice_ids):
-                return Problem(CHOOSE_FROM_LIST)
-            return self._missing(CHOOSE_ONE) if self.required and not value else None
+            return self._choices_problem(value)
         if not isinstance(value, str):
             return Problem(MUST_BE_TEXT)
         if not value:
             return self._missing(REQUIRED) if self.required else None
         if self.type == SINGLE_CHOICE:
             return None if value in self.choice_ids else Problem(CHOOSE_FROM_LIST)
+        return self._text_problem(value)
+
+    def _consent_problem(self, value: object) -> Problem | None:
+        if not isinstance(value, bool):
+            return Problem(TICK_OR_EMPTY)
+        return self._missing(MUST_TICK) if self.required and not value else None
+
+    def _choices_problem(self, value: object) -> Problem | None:
+        """Ids of the choices offered, none twice: a page sends nothing else, so anything else is refused."""
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            return Problem(CHOOSE_FROM_LIST)
+        if len(set(value)) != len(value) or not set(value) <= set(self.choice_ids):
+            return Problem(CHOOSE_FROM_LIST)
+        return self._missing(CHOOSE_ONE) if self.required and not value else None
+
+    def _text_problem(self, value: str) -> Problem | None:
+        """A typed answer that is there: its length, its characters, and its pattern for the types that have one."""
         if len(value) > self.max_length:
             return Problem(TOO_LONG, {"max_length": self.max_length})
         if CONTROL.search(value) or (self.type != LONG_TEXT and LINE_BREAK.search(value)):
@@ -205,7 +222,7 @@ class Campaign:
     body: str
     forms: dict[str, Form]
     summary: str = ""
-    source: dict = field(default_factory=dict, compare=False, repr=False)
+    source: dict[str, object] = field(default_factory=dict, compare=False, repr=False)
     translations: Mapping[str, Translation] = field(default_factory=dict, compare=False, repr=False)
     body_language: str = ""  # the body's own language when it shows untranslated; the campaign's otherwise
     reviewed: bool = True  # False while these texts are a translation no fluent speaker has checked
@@ -290,7 +307,11 @@ class Campaign:
         return [key for key in self.text_keys() if key not in texts]
 
 
-def _get(data: Mapping, key: str, where: str, kind: type, default: object = None) -> object:
+_T = TypeVar("_T")
+
+
+def _get(data: Mapping[str, object], key: str, where: str, kind: type[_T], default: _T | None = None) -> _T:
+    """A setting of one kind; without a ``default`` it is required, and a required text must not be blank."""
     if key not in data:
         if default is None:
             raise CampaignError(f"{where}.{key}: missing")
@@ -298,12 +319,12 @@ def _get(data: Mapping, key: str, where: str, kind: type, default: object = None
     value = data[key]
     if (kind is int and isinstance(value, bool)) or not isinstance(value, kind):
         raise CampaignError(f"{where}.{key}: must be {kind.__name__}")
-    if kind is str and not value.strip() and default is None:
+    if isinstance(value, str) and not value.strip() and default is None:
         raise CampaignError(f"{where}.{key}: must not be empty")
     return value
 
 
-def _table(data: object, where: str, allowed: set[str] | None = None) -> Mapping:
+def _table(data: object, where: str, allowed: set[str] | None = None) -> Mapping[str, object]:
     if not isinstance(data, Mapping):
         raise CampaignError(f"{where}: must be a table")
     if allowed is not None and (extra := set(data) - allowed):
@@ -311,7 +332,12 @@ def _table(data: object, where: str, allowed: set[str] | None = None) -> Mapping
     return data
 
 
-def _choices(data: Mapping, where: str) -> tuple[Choice, ...]:
+def _is_field_type(kind: str) -> TypeGuard[FieldType]:
+    """A type name read from a file, known to be one of ours from here on."""
+    return kind in FIELD_TYPES
+
+
+def _choices(data: Mapping[str, object], where: str) -> tuple[Choice, ...]:
     """``[forms.fields.choices]`` as ``id = "label"`` lines; a plain list of labels (files from before ids)
     makes each label its own id."""
     raw = data.get("choices", [])
@@ -337,7 +363,7 @@ def _field(data: object, where: str) -> Field:
     if not NAME.fullmatch(name):
         raise CampaignError(f"{where}.name: {name!r} must be lower case letters, digits and _")
     kind = _get(data, "type", where, str)
-    if kind not in FIELD_TYPES:
+    if not _is_field_type(kind):
         raise CampaignError(f"{where}.type: {kind!r} is not one of {', '.join(sorted(FIELD_TYPES))}")
     choices = _choices(data, where)
     if kind in CHOICE_TYPES and not choices:
@@ -380,13 +406,13 @@ def _form(data: object, where: str) -> Form:
         raise CampaignError(f"{where}.version: must be 1 or more")
     publish_consent = _get(data, "publish_consent", where, str, "")
     publish = _get(data, "publish", where, list, [])
-    by_name = {f.name: f for f in fields}
-    if publish_consent and by_name.get(publish_consent, Field("", "", "")).type != CONSENT:
+    field_types = {f.name: f.type for f in fields}
+    if publish_consent and field_types.get(publish_consent) != CONSENT:
         raise CampaignError(f"{where}.publish_consent: {publish_consent!r} must name a consent field of this form")
     if bool(publish_consent) != bool(publish):
         raise CampaignError(f"{where}.publish: give both publish and publish_consent, or neither")
     for name in publish:
-        if not isinstance(name, str) or by_name.get(name, Field("", "", "")).type not in {TEXT}:
+        if not isinstance(name, str) or field_types.get(name) != TEXT:
             raise CampaignError(f"{where}.publish: {name!r} must name a one-line text field of this form")
     defaults = Form(slug="", title="", fields=())
     return Form(
@@ -402,7 +428,7 @@ def _form(data: object, where: str) -> Form:
     )
 
 
-def from_dict(data: Mapping, source: str) -> Campaign:
+def from_dict(data: Mapping[str, object], source: str) -> Campaign:
     """Build and check a campaign; ``source`` names the file in every error."""
     allowed = {"slug", "title", "language", "summary", "body", "forms"}
     if extra := set(data) - allowed:
@@ -430,7 +456,7 @@ def from_dict(data: Mapping, source: str) -> Campaign:
     )
 
 
-def translation_from_dict(data: Mapping, campaign: Campaign, language: str, source: str) -> Translation:
+def translation_from_dict(data: Mapping[str, object], campaign: Campaign, language: str, source: str) -> Translation:
     """Check a translation against its campaign: a text for a form, field or choice the campaign does not
     have is a mistake (a typo, or a rename in the original) and is refused by name."""
     _table(data, source, {"language", "reviewed", "title", "summary", "body", "forms"})
@@ -440,7 +466,8 @@ def translation_from_dict(data: Mapping, campaign: Campaign, language: str, sour
         raise CampaignError(f"{source}: the campaign itself is in {language!r}")
     if data.get("language", language) != language:
         raise CampaignError(f"{source}: language: {data['language']!r} does not match the file name")
-    if not isinstance(data.get("reviewed"), bool):
+    reviewed = data.get("reviewed")
+    if not isinstance(reviewed, bool):
         raise CampaignError(f"{source}: reviewed: must be true or false (false until a fluent speaker checks it)")
     known = campaign.text_keys()
     texts: dict[str, str] = {}
@@ -457,10 +484,10 @@ def translation_from_dict(data: Mapping, campaign: Campaign, language: str, sour
             texts[key] = value
 
     walk({k: v for k, v in data.items() if k not in {"language", "reviewed"}}, "")
-    return Translation(language=language, reviewed=data["reviewed"], texts=texts)
+    return Translation(language=language, reviewed=reviewed, texts=texts)
 
 
-def _read_toml(path: Path) -> dict:
+def _read_toml(path: Path) -> dict[str, object]:
     try:
         return tomllib.loads(path.read_bytes().decode("utf-8"))
     except UnicodeDecodeError as exc:
@@ -477,7 +504,7 @@ def load_file(path: str | Path) -> Campaign:
     campaign = from_dict(_read_toml(path), str(path))
     if campaign.slug != path.stem:
         raise CampaignError(f"{path}: slug: {campaign.slug!r} must match the file name {path.stem!r}")
-    translations = {}
+    translations: dict[str, Translation] = {}
     for other in sorted(path.parent.glob(f"{path.stem}.*.toml")):
         language = other.name[len(path.stem) + 1 : -len(".toml")]
         translations[language] = translation_from_dict(_read_toml(other), campaign, language, str(other))

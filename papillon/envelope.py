@@ -94,7 +94,15 @@ def parse(
         raise EnvelopeError("the envelope must hold exactly 'version' and 'recipients'")
     if type(doc["version"]) is not int or doc["version"] not in set(versions):
         raise EnvelopeError(f"unknown envelope version {doc['version']!r}")
-    recipients = doc["recipients"]
+    sealed = _recipients(doc["recipients"])
+    if expected_key_ids is not None and set(sealed) != set(expected_key_ids):
+        raise EnvelopeError("the envelope is not sealed to exactly the current organizer keys")
+    _check_lengths(sealed, max_padded)
+    return Envelope(sealed, doc["version"])
+
+
+def _recipients(recipients: object) -> dict[str, bytes]:
+    """Each recipient's sealed copy by key id; a malformed or repeated recipient refuses the whole envelope."""
     if not isinstance(recipients, list) or not recipients:
         raise EnvelopeError("the envelope has no recipients")
     sealed: dict[str, bytes] = {}
@@ -112,8 +120,11 @@ def parse(
             raise EnvelopeError("sealed is not valid base64") from exc
     if len(sealed) > MAX_RECIPIENTS:
         raise EnvelopeError("the envelope has too many recipients")
-    if expected_key_ids is not None and set(sealed) != set(expected_key_ids):
-        raise EnvelopeError("the envelope is not sealed to exactly the current organizer keys")
+    return sealed
+
+
+def _check_lengths(sealed: Mapping[str, bytes], max_padded: int) -> None:
+    """Every copy the same whole number of pad blocks, within the limit: all a server can tell of sealed answers."""
     lengths = {len(ct) for ct in sealed.values()}
     if len(lengths) != 1:
         raise EnvelopeError("the sealed copies differ in length")
@@ -122,12 +133,11 @@ def parse(
         raise EnvelopeError("the sealed length does not match the padding")
     if padded > max_padded:
         raise EnvelopeError("the sealed answers are too large")
-    return Envelope(sealed, doc["version"])
 
 
 def open_envelope(
     envelope: Envelope, private: X25519PrivateKey, campaign: str, form: str, key_id: str | None = None
-) -> dict:
+) -> dict[str, object]:
     """Open with one private key and return the plaintext document (``key_id``: the key's id, if known, saves
     deriving it again for every record)."""
     place = info(campaign, form, envelope.version)

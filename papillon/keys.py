@@ -11,6 +11,7 @@ import base64
 import hashlib
 import json
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,7 +107,7 @@ def dumps_public(name: str, public: X25519PublicKey, *, demo: bool = False) -> s
     return json.dumps(doc, indent=2) + "\n"
 
 
-def _load_json(text: str, source: str) -> dict:
+def _load_json(text: str, source: str) -> dict[str, object]:
     try:
         doc = json.loads(text)
     except ValueError as exc:
@@ -114,6 +115,12 @@ def _load_json(text: str, source: str) -> dict:
     if not isinstance(doc, dict):
         raise KeyFileError(f"{source}: not a Papillon key file")
     return doc
+
+
+def _name(doc: Mapping[str, object], source: str) -> str:
+    """The name a key file gives its key; a file without one is known by its file name."""
+    name = doc.get("name")
+    return name if isinstance(name, str) else Path(source).stem
 
 
 def loads_public(text: str, source: str = "public key") -> PublicKey:
@@ -131,7 +138,7 @@ def loads_public(text: str, source: str = "public key") -> PublicKey:
         raise KeyFileError(f"{source}: public_key must be 32 bytes")
     if doc.get("key_id") not in (None, key_id(raw)):
         raise KeyFileError(f"{source}: key_id does not match the key")
-    name = doc.get("name") if isinstance(doc.get("name"), str) else Path(source).stem
+    name = _name(doc, source)
     # Demo keys made before the "demo" member existed are known by their name.
     demo = doc.get("demo") is True or name == DEMO_LEGACY_NAME
     return PublicKey(name=name, raw=raw, demo=demo)
@@ -298,5 +305,4 @@ def loads_private(text: str, passphrase: bytes, source: str = "private key") -> 
     private = X25519PrivateKey.from_private_bytes(raw_private)
     if raw_public_bytes(private.public_key()) != sealed.public:
         raise KeyFileError(f"{source}: the private key does not match its public key")
-    name = doc.get("name") if isinstance(doc.get("name"), str) else Path(source).stem
-    return PrivateKey(name=name, key=private)
+    return PrivateKey(name=_name(doc, source), key=private)

@@ -107,36 +107,14 @@ def restore(text: str) -> keys.SealedKey:
     for raw in text.splitlines():
         typed = "".join(raw.upper().split())
         if typed.startswith("CHECK"):
-            if not (match := TOTAL.fullmatch(typed)):
-                raise SheetError("the CHECK line cannot be read; type it as printed: CHECK and eight characters")
-            total = "".join(READ_AS.get(c, c) for c in match.group(1))
-            continue
+            total = _read_total(typed)
         # Told apart before O, I and L are read as digits, so that no line of the sheet's own text looks numbered.
-        if not NUMBERED.match(typed):
-            continue
-        line = "".join(READ_AS.get(c, c) for c in typed)
-        if not (match := LINE.fullmatch(line)):
-            number = re.match(r"[0-9]{1,2}", line).group()
-            raise SheetError(f"line {number}: cannot be read; type it as printed: two-digit number, groups, check")
-        number, data, check = int(match.group(1)), match.group(2), match.group(3)
-        if any(c not in ALPHABET for c in data + check):
-            bad = next(c for c in data + check if c not in ALPHABET)
-            raise SheetError(f"line {number:02d}: {bad!r} is not a character that sheets use; look at it again")
-        if _check(number, data) != check:
-            raise SheetError(f"line {number:02d}: a character is mistyped (its check {check} does not match)")
-        if number in found:
-            raise SheetError(f"line {number:02d} is there twice")
-        found[number] = data
-    if not found:
-        raise SheetError("no numbered line of groups found; type the lines as printed, with their numbers")
-    if missing := [n for n in range(1, max(found) + 1) if n not in found]:
-        raise SheetError(f"line {missing[0]:02d} is missing")
-    payload_text = "".join(found[n] for n in sorted(found))
-    size = len(payload_text) * 5 // 8
-    try:
-        payload = _unb32(payload_text, size)
-    except ValueError as exc:
-        raise SheetError("the lines do not hold a whole key") from exc
+        elif NUMBERED.match(typed):
+            number, data = _read_line(typed)
+            if number in found:
+                raise SheetError(f"line {number:02d} is there twice")
+            found[number] = data
+    payload = _payload(found)
     if total is None:
         raise SheetError("the CHECK line at the end is missing")
     if _total(payload) != total:
@@ -145,3 +123,36 @@ def restore(text: str) -> keys.SealedKey:
         return keys.SealedKey.from_bytes(payload, MAGIC)
     except keys.KeyFileError as exc:
         raise SheetError(str(exc)) from exc
+
+
+def _read_total(typed: str) -> str:
+    if not (match := TOTAL.fullmatch(typed)):
+        raise SheetError("the CHECK line cannot be read; type it as printed: CHECK and eight characters")
+    return "".join(READ_AS.get(c, c) for c in match.group(1))
+
+
+def _read_line(typed: str) -> tuple[int, str]:
+    """One numbered line's number and characters, once its own check shows it typed as printed."""
+    line = "".join(READ_AS.get(c, c) for c in typed)
+    if not (match := LINE.fullmatch(line)):
+        leading = re.split(r"[^0-9]", line, maxsplit=1)[0][:2]
+        raise SheetError(f"line {leading}: cannot be read; type it as printed: two-digit number, groups, check")
+    number, data, check = int(match.group(1)), match.group(2), match.group(3)
+    if bad := next((c for c in data + check if c not in ALPHABET), None):
+        raise SheetError(f"line {number:02d}: {bad!r} is not a character that sheets use; look at it again")
+    if _check(number, data) != check:
+        raise SheetError(f"line {number:02d}: a character is mistyped (its check {check} does not match)")
+    return number, data
+
+
+def _payload(found: dict[int, str]) -> bytes:
+    """The lines' characters joined in order, as the bytes they spell; refused when a line is missing."""
+    if not found:
+        raise SheetError("no numbered line of groups found; type the lines as printed, with their numbers")
+    if missing := [n for n in range(1, max(found) + 1) if n not in found]:
+        raise SheetError(f"line {missing[0]:02d} is missing")
+    payload_text = "".join(found[n] for n in sorted(found))
+    try:
+        return _unb32(payload_text, len(payload_text) * 5 // 8)
+    except ValueError as exc:
+        raise SheetError("the lines do not hold a whole key") from exc
