@@ -18,7 +18,6 @@ summary.txt lists each one and why); 2 nothing was written.
 from __future__ import annotations
 
 import argparse
-import getpass
 import hashlib
 import html
 import json
@@ -30,14 +29,18 @@ import sys
 import threading
 import traceback
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, NamedTuple
+from typing import IO, NamedTuple, cast
 
+# Papillon's formats (papillon/, beside this folder) and laptop.py (in it), found the same way whether the script
+# runs from the project, from the offline kit, or is loaded by path as the tests do.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from laptop import Refusal, owner_only, read_passphrase
 
 from papillon import bundle, campaigns, envelope, keys, signers
 
@@ -61,10 +64,9 @@ IN_FLIGHT = 16  # tasks queued ahead of the writer, so memory stays bounded howe
 
 # Record lines on their way to be opened: the bundle's name, the lines' numbers, the lines.
 Batch = tuple[str, list[int], list[bytes]]
-
-
-class Refusal(Exception):
-    """A problem to report in one line, with no traceback."""
+Place = tuple[str, str]  # (campaign, form)
+# A record's answers as sealed: JSON from the browser, so any value until its form has checked it.
+Answers = dict[str, object]
 
 
 def cell(value: object) -> str:
@@ -92,21 +94,12 @@ def plain(text: object) -> str:
     return CONTROL.sub("\ufffd", str(text).replace("\n", " "))
 
 
-def read_passphrase(path: Path | None) -> bytes:
-    if path is None:
-        return getpass.getpass("Passphrase for the private key: ").encode("utf-8")
-    try:
-        return keys.read_passphrase_file(path)
-    except keys.KeyFileError as exc:
-        raise Refusal(str(exc)) from exc
-
-
 def load_private(path: Path, passphrase_file: Path | None) -> keys.PrivateKey:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise Refusal(f"cannot read the key file {path}: {getattr(exc, 'strerror', None) or exc}") from exc
-    passphrase = read_passphrase(passphrase_file)
+    passphrase = read_passphrase(passphrase_file, "Passphrase for the private key: ")
     print("Unlocking the private key (this takes a moment)...", file=sys.stderr)
     try:
         return keys.loads_private(text, passphrase, str(path))
@@ -117,7 +110,7 @@ def load_private(path: Path, passphrase_file: Path | None) -> keys.PrivateKey:
 # --- opening: the same work in this process or in a worker -------------------------------------------------------
 
 
-def choices_as_ids(definition: campaigns.Form, answers: dict) -> dict:
+def choices_as_ids(definition: campaigns.Form, answers: Answers) -> Answers:
     """A version 1 record sealed each choice as its English label; read it as the id that label has now."""
     out = dict(answers)
     for f in definition.fields:
@@ -133,7 +126,7 @@ def choices_as_ids(definition: campaigns.Form, answers: dict) -> dict:
 def identities(definition: campaigns.Form) -> dict[str, list[str]]:
     """Which answers say who signed: an email field, and a name field with an organization field beside it."""
     names = {f.name for f in definition.fields}
-    found = {}
+    found: dict[str, list[str]] = {}
     if emails := [f.name for f in definition.fields if f.type == campaigns.EMAIL]:
         found["email"] = emails[:1]
     organization = next((n for n in ("organization", "organization_name") if n in names), None)
@@ -178,13 +171,33 @@ class Layout:
             return [labels.get(v, v) if isinstance(v, str) else v for v in value]
         return value
 
+    def chosen(self, answers: Answers) -> tuple[tuple[str, str], ...]:
+        """(field, choice id) of every choice made, for the report's counts."""
+        made = []
+        for name in self.labels:
+            value = answers.get(name)
+            for choice in value if isinstance(value, list) else [value]:
+                if isinstance(choice, str) and choice:
+                    made.append((name, choice))
+        return tuple(made)
+
+    def notes(self, doc: Mapping[str, object], answers: Answers, problems: Mapping[str, str]) -> list[str]:
+        """What the Check column says of a record: its problems, an older form version, answers with no column."""
+        notes = [f"{name}: {message}" for name, message in problems.items()]
+        if doc.get("form_version") != self.definition.version:
+            notes.append(f"made under form version {doc.get('form_version')}")
+        # An answer with no column of its own is kept in the Check column rather than lost.
+        known = {f.name for f in self.definition.fields}
+        notes += [f"{name} (no column): {cell(answers[name])}" for name in answers if name not in known]
+        return notes
+
 
 class Row(NamedTuple):
     """One opened record, made ready for its spreadsheet where it was opened, so the writer only writes (a
     named tuple: thousands a second cross from the workers, and tuples cross cheaply)."""
 
     id: str
-    place: tuple[str, str]
+    place: Place
     received_on: str
     sealed_by: str
     locale: str
@@ -193,7 +206,7 @@ class Row(NamedTuple):
     identities: tuple[tuple[str, int], ...]  # (what, keyed digest): compared for duplicates, never kept in clear
     chosen: tuple[tuple[str, str], ...]  # (field, choice id) for the report's counts
     jsonl: str | None = None
-    loose: dict | None = None  # a form the bundle does not define: its answers, laid out by the writer
+    loose: Answers | None = None  # a form the bundle does not define: its answers, laid out by the writer
     listed: dict[str, str] | None = None  # what the signer agreed to have listed publicly, if they did
     countable: bool = False  # a signature on a form that keeps a public count
 
@@ -215,20 +228,20 @@ class Opener:
 
     private_raw: bytes
     key_id: str
-    definitions: dict[tuple[str, str], campaigns.Form]
+    definitions: dict[Place, campaigns.Form]
     salt: bytes
     jsonl: bool
-    layouts: dict[tuple[str, str], Layout] = field(init=False, repr=False)
+    layouts: dict[Place, Layout] = field(init=False, repr=False)
     key: X25519PrivateKey = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.key = X25519PrivateKey.from_private_bytes(self.private_raw)
         self.layouts = {place: Layout.of(d) for place, d in self.definitions.items()}
 
-    def __getstate__(self) -> dict:
+    def __getstate__(self) -> dict[str, object]:
         return {k: getattr(self, k) for k in ("private_raw", "key_id", "definitions", "salt", "jsonl")}
 
-    def __setstate__(self, state: dict) -> None:
+    def __setstate__(self, state: dict[str, object]) -> None:
         self.__dict__.update(state)
         self.__post_init__()
 
@@ -247,53 +260,48 @@ class Opener:
         except envelope.EnvelopeError as exc:
             return self.failed(record, str(exc))
         try:
-            doc = envelope.open_envelope(sealed, self.key, record.campaign, record.form, key_id=self.key_id)
+            doc: Mapping[str, object] = envelope.open_envelope(
+                sealed, self.key, record.campaign, record.form, key_id=self.key_id
+            )
         except envelope.EnvelopeError as exc:
             elsewhere = () if self.key_id in sealed.sealed else tuple(sorted(sealed.sealed))
             return self.failed(record, str(exc), elsewhere)
         place = (record.campaign, record.form)
         layout = self.layouts.get(place)
-        answers = doc["answers"]
+        answers = cast(Answers, doc["answers"])  # open_envelope refuses a document whose answers are no object
         if layout is None:
             return self.loose(record, place, doc, answers)
-        definition = layout.definition
         if sealed.version == 1:
-            answers = choices_as_ids(definition, answers)
+            answers = choices_as_ids(layout.definition, answers)
+        return self.row(record, layout, doc, answers)
+
+    def row(self, record: bundle.Record, layout: Layout, doc: Mapping[str, object], answers: Answers) -> Row:
+        """A record of a form the bundle defines: checked against it and laid out in its columns."""
+        definition = layout.definition
         problems = definition.check(answers)
-        notes = [f"{name}: {message}" for name, message in problems.items()]
-        if doc.get("form_version") != definition.version:
-            notes.append(f"made under form version {doc.get('form_version')}")
-        # An answer with no column of its own is kept in the Check column rather than lost.
-        fields = definition.fields
-        known = {f.name for f in fields}
-        notes += [f"{name} (no column): {cell(answers[name])}" for name in answers if name not in known]
+        notes = layout.notes(doc, answers, problems)
         locale = cell(doc.get("locale"))
-        check = "; ".join(notes)
-        cells = [cell(layout.shown(f.name, answers.get(f.name))) for f in fields]
-        cells += [locale, cell(doc.get("form_version")), record.received_on, record.sealed_by, record.id, cell(check)]
-        chosen = tuple(
-            (name, choice)
-            for name in layout.labels
-            for choice in (answers.get(name) if isinstance(answers.get(name), list) else [answers.get(name)])
-            if isinstance(choice, str) and choice
-        )
+        cells = [cell(layout.shown(f.name, answers.get(f.name))) for f in definition.fields]
+        cells += [locale, cell(doc.get("form_version")), record.received_on, record.sealed_by, record.id]
+        cells.append(cell("; ".join(notes)))
         return Row(
             id=record.id,
-            place=place,
+            place=(record.campaign, record.form),
             received_on=record.received_on,
             sealed_by=record.sealed_by,
             locale=locale,
             line=csv_line(cells),
             flagged=bool(notes),
             identities=self.digests(layout, answers),
-            chosen=chosen,
+            chosen=layout.chosen(answers),
             jsonl=self.jsonl_line(record, doc, answers, notes),
             # A signature is listed on its answers alone: a note about the form's version is no reason to drop it.
             listed=None if problems else definition.published(answers),
             countable=bool(definition.publish_consent) and not problems,
         )
 
-    def loose(self, record: bundle.Record, place: tuple[str, str], doc: dict, answers: dict) -> Row:
+    def loose(self, record: bundle.Record, place: Place, doc: Mapping[str, object], answers: Answers) -> Row:
+        """A record of a form the bundle does not define: its answers go to the writer, which lays them out."""
         trailing = [cell(doc.get("locale")), cell(doc.get("form_version")), record.received_on, record.sealed_by]
         return Row(
             id=record.id,
@@ -312,7 +320,9 @@ class Opener:
     def failed(self, record: bundle.Record, why: str, sealed_to: tuple[str, ...] = ()) -> Failure:
         return Failure(f"{record.id} ({record.campaign}/{record.form})", why, record.id, sealed_to)
 
-    def jsonl_line(self, record: bundle.Record, doc: dict, answers: dict, notes: list[str]) -> str | None:
+    def jsonl_line(
+        self, record: bundle.Record, doc: Mapping[str, object], answers: Answers, notes: list[str]
+    ) -> str | None:
         if not self.jsonl:
             return None
         line = {
@@ -326,7 +336,8 @@ class Opener:
         }
         return json.dumps(line, ensure_ascii=False) + "\n"
 
-    def digests(self, layout: Layout, answers: dict) -> tuple[tuple[str, int], ...]:
+    def digests(self, layout: Layout, answers: Answers) -> tuple[tuple[str, int], ...]:
+        """Each identity the answers give, as a digest keyed for this run alone: comparable, never readable."""
         found = []
         for kind, names in layout.identities.items():
             values = [str(answers.get(n) or "").strip().casefold() for n in names]
@@ -389,11 +400,6 @@ def opened(surveys: list[bundle.Survey], opener: Opener, jobs: int) -> Iterator[
 # --- writing ---------------------------------------------------------------------------------------------------
 
 
-def owner_only(path: str, flags: int) -> int:
-    """Open for ``open(opener=...)`` so that plaintext files are readable by their owner alone."""
-    return os.open(path, flags, 0o600)
-
-
 @dataclass
 class Sheet:
     """One form's spreadsheet, written a row at a time."""
@@ -414,6 +420,34 @@ class Sheet:
             self.jsonl = open(self.jsonl_path, "x", encoding="utf-8", opener=owner_only)  # noqa: SIM115
             created.append(self.jsonl_path)
 
+    def line(self, row: Row) -> str:
+        """The row's CSV line up to its Possible duplicate column.
+
+        A form the bundle does not define has no columns but those its first record's answers name; any other
+        answer goes to the Check column."""
+        if row.loose is None:
+            return row.line
+        extra = [f"{name} (no column): {cell(v)}" for name, v in row.loose.items() if name not in self.columns]
+        head = csv_line(cell(row.loose.get(name)) for name in self.columns)
+        check = csv_line([cell("; ".join(["no form definition in the bundle", *extra]))])
+        return f"{head},{row.line},{check}" if self.columns else f"{row.line},{check}"
+
+    def duplicates(self, row: Row) -> list[str]:
+        """Which earlier records of this sheet gave the same identity; the first to give one is remembered."""
+        found = []
+        for kind, digest in row.identities:
+            first = self.seen.setdefault((kind, digest), row.id)
+            if first != row.id:
+                found.append(f"same {kind} as {first}")
+        return found
+
+    def write(self, line: str, duplicates: list[str], jsonl: str | None) -> None:
+        assert self.csv is not None
+        self.csv.write(f"{line},{csv_line([cell('; '.join(duplicates))])}\r\n" if duplicates else f"{line},\r\n")
+        if jsonl is not None and self.jsonl is not None:
+            self.jsonl.write(jsonl)
+        self.rows += 1
+
     def close(self) -> None:
         for fh in (self.csv, self.jsonl):
             if fh is not None:
@@ -423,23 +457,23 @@ class Sheet:
 class Writer:
     """The spreadsheets of one run: rows as records open, duplicates flagged, counts for the summary."""
 
-    def __init__(self, out: Path, definitions: dict[tuple[str, str], campaigns.Form], jsonl: bool) -> None:
+    def __init__(self, out: Path, definitions: dict[Place, campaigns.Form], jsonl: bool) -> None:
         self.out = out
         self.definitions = definitions
         self.jsonl = jsonl
         self.created: list[Path] = []  # every file this run made, so a run that fails part way keeps none
-        self.sheets: dict[tuple[str, str], Sheet] = {}
-        self.tally: Counter = Counter()
+        self.sheets: dict[Place, Sheet] = {}
+        self.tally: Counter[str] = Counter()
         self.failures: list[str] = []
         self.sealed_to: set[str] = set()  # the keys of the records that were not sealed to this one
-        self.per_day: Counter = Counter()
-        self.per_language: Counter = Counter()
-        self.chosen: Counter = Counter()
+        self.per_day: Counter[tuple[str, str, str]] = Counter()
+        self.per_language: Counter[tuple[str, str, str]] = Counter()
+        self.chosen: Counter[tuple[str, str, str, str]] = Counter()
         self.listings: dict[str, signers.Listing] = {}
         self.listed: set[tuple[str, tuple[str, int]]] = set()  # (campaign, identity) of everyone already listed
         self.ids: set[str] | None = None  # with several bundles: the records written, so each is written once
 
-    def targets(self, place: tuple[str, str]) -> list[Path]:
+    def targets(self, place: Place) -> list[Path]:
         name = f"{place[0]}-{place[1]}"
         return [self.out / f"{name}.csv", *([self.out / f"{name}.jsonl"] if self.jsonl else [])]
 
@@ -467,7 +501,7 @@ class Writer:
         self.tally["failed"] += 1
         self.tally["elsewhere"] += bool(failure.sealed_to)
 
-    def sheet(self, place: tuple[str, str], row: Row) -> Sheet:
+    def sheet(self, place: Place, row: Row) -> Sheet:
         sheet = self.sheets.get(place)
         if sheet is None:
             self.make_folder()
@@ -479,27 +513,18 @@ class Writer:
         return sheet
 
     def add(self, row: Row) -> None:
+        """An opened record into its form's spreadsheet and into the counts, once however many bundles hold it."""
         if not self.once(row.id):
             return
+        sheet = self.sheet(row.place, row)
+        line = sheet.line(row)
+        duplicates = sheet.duplicates(row)
+        sheet.write(line, duplicates, row.jsonl)
+        self.count(row, duplicate=bool(duplicates))
+
+    def count(self, row: Row, *, duplicate: bool) -> None:
+        """An added record in the summary's and the report's counts, and in the public list."""
         place = row.place
-        sheet = self.sheet(place, row)
-        line = row.line
-        if row.loose is not None:
-            # No definition: the first record's answers name the columns, and the rest go to the Check column.
-            extra = [f"{name} (no column): {cell(v)}" for name, v in row.loose.items() if name not in sheet.columns]
-            head = csv_line(cell(row.loose.get(name)) for name in sheet.columns)
-            check = csv_line([cell("; ".join(["no form definition in the bundle", *extra]))])
-            line = f"{head},{line},{check}" if sheet.columns else f"{line},{check}"
-        duplicates = []
-        for kind, digest in row.identities:
-            first = sheet.seen.setdefault((kind, digest), row.id)
-            if first != row.id:
-                duplicates.append(f"same {kind} as {first}")
-        assert sheet.csv is not None
-        sheet.csv.write(f"{line},{csv_line([cell('; '.join(duplicates))])}\r\n" if duplicates else f"{line},\r\n")
-        if row.jsonl is not None and sheet.jsonl is not None:
-            sheet.jsonl.write(row.jsonl)
-        sheet.rows += 1
         tally = self.tally
         tally["opened"] += 1
         tally[row.sealed_by] += 1
@@ -509,7 +534,7 @@ class Writer:
         for name, choice in row.chosen:
             self.chosen[(*place, name, choice)] += 1
         if row.countable:
-            self.count_signer(place[0], row, bool(duplicates))
+            self.count_signer(place[0], row, duplicate)
 
     def count_signer(self, campaign: str, row: Row, duplicate: bool) -> None:
         """A signature counts once per person, and names them if any of their signatures agreed to it."""
@@ -519,6 +544,17 @@ class Writer:
         if row.listed is not None and not (people & self.listed):
             listing.signers.append(row.listed)
             self.listed |= people
+
+    def publish(self, path: Path) -> None:
+        """The public list of signers, for flask publish; removed with the rest if the run stops after it."""
+        self.write_file(path, signers.dumps(self.listings))
+
+    def write_file(self, path: Path, text: str) -> Path:
+        """A new file of this run, counted as made once it exists, so one cut short (a full disk) is removed too."""
+        with open(path, "x", encoding="utf-8", opener=owner_only) as fh:
+            self.created.append(path)
+            fh.write(text)
+        return path
 
     def close(self) -> None:
         for sheet in self.sheets.values():
@@ -562,7 +598,7 @@ class Progress:
 
 def survey_all(paths: list[Path], salvage: bool) -> list[bundle.Survey]:
     """Read every bundle once before anything is opened or written; damage refuses the run unless salvaging."""
-    surveys = []
+    surveys: list[bundle.Survey] = []
     for path in paths:
         try:
             found = bundle.survey(path, lines=False)
@@ -574,8 +610,9 @@ def survey_all(paths: list[Path], salvage: bool) -> list[bundle.Survey]:
     return surveys
 
 
-def form_definitions(surveys: list[bundle.Survey]) -> dict[tuple[str, str], campaigns.Form]:
-    forms = {}
+def form_definitions(surveys: list[bundle.Survey]) -> dict[Place, campaigns.Form]:
+    """Each form the bundles define; a campaign that does not read is warned of, and its answers kept."""
+    forms: dict[Place, campaigns.Form] = {}
     for found in surveys:
         for slug, raw in found.campaigns.items():
             try:
@@ -623,10 +660,7 @@ def write_summary(out: Path, writer: Writer, surveys: list[bundle.Survey], priva
         lines += ["", *DAMAGED, *damaged]
     if writer.failures:
         lines += ["", "Not opened:", *writer.failures]
-    summary = out / "summary.txt"
-    with open(summary, "x", encoding="utf-8", opener=owner_only) as fh:
-        fh.write("\n".join(lines) + "\n")
-    return summary
+    return writer.write_file(out / "summary.txt", "\n".join(lines) + "\n")
 
 
 REPORT_STYLE = """
@@ -665,31 +699,35 @@ def table(head: list[str], rows: list[list[object]]) -> str:
     return f"<table><tr>{cells}</tr>{body}</table>"
 
 
-def write_report(out: Path, writer: Writer, damaged: list[str]) -> Path:
-    """report.html: counts per form, day and language, each choice question as a chart, what did not open.
-
-    Every text from the bundle is escaped, and the page's own policy forbids loading or running anything."""
-    places = sorted(writer.sheets)
-    parts = [
-        '<!doctype html><html lang="en"><head><meta charset="utf-8">',
-        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">",
-        f"<title>Papillon report</title><style>{REPORT_STYLE}</style></head><body>",
-        "<h1>Papillon report</h1>",
+def report_counts(writer: Writer) -> list[str]:
+    """The report's opening: how many opened, and the records per form, day and language."""
+    return [
         f"<p>{writer.tally['opened']} record(s) opened; {writer.tally['failed']} could not be opened.</p>",
         "<h2>Records per form</h2>",
-        table(["Campaign", "Form", "Records"], [[c, f, writer.sheets[c, f].rows] for c, f in places]),
+        table(["Campaign", "Form", "Records"], [[c, f, writer.sheets[c, f].rows] for c, f in sorted(writer.sheets)]),
         "<h2>Records per day</h2>",
         table(["Campaign", "Form", "Day", "Records"], [[*k, n] for k, n in sorted(writer.per_day.items())]),
         "<h2>Records per language</h2>",
         table(["Campaign", "Form", "Language", "Records"], [[*k, n] for k, n in sorted(writer.per_language.items())]),
     ]
-    for place in places:
+
+
+def report_charts(writer: Writer) -> list[str]:
+    """Each choice question of each form written, as a chart of how often each choice was made."""
+    parts = []
+    for place in sorted(writer.sheets):
         definition = writer.definitions.get(place)
         for f in definition.fields if definition else ():
             if not f.choices:
                 continue
             counts = [(c.label, writer.chosen[(*place, f.name, c.id)]) for c in f.choices]
             parts += [f"<h2>{html.escape(f'{place[0]} / {place[1]}: {f.label}')}</h2>", bar_chart(counts)]
+    return parts
+
+
+def report_problems(writer: Writer, damaged: list[str]) -> list[str]:
+    """The damage a salvaged bundle showed, and every record that did not open."""
+    parts = []
     if damaged:
         items = "".join(f"<li>{html.escape(plain(line))}</li>" for line in damaged)
         parts += [
@@ -700,76 +738,131 @@ def write_report(out: Path, writer: Writer, damaged: list[str]) -> Path:
     if writer.failures:
         items = "".join(f"<li>{html.escape(line)}</li>" for line in writer.failures)
         parts += ['<h2 class="bad">Not opened</h2>', f"<ul>{items}</ul>"]
-    parts.append("</body></html>")
-    report = out / "report.html"
-    with open(report, "x", encoding="utf-8", opener=owner_only) as fh:
-        fh.write("\n".join(parts) + "\n")
-    return report
+    return parts
 
 
-def run(args: argparse.Namespace) -> int:
-    surveys = survey_all(args.bundles, args.salvage)
-    definitions = form_definitions(surveys)
-    writer = Writer(args.out, definitions, args.jsonl)
-    if args.out.exists() and (not args.out.is_dir() or any(args.out.iterdir())):
-        raise Refusal(
-            f"{args.out} already exists and is not empty; choose a new --out folder so nothing is overwritten"
-        )
-    if args.publish is not None and args.publish.exists():
-        raise Refusal(f"{args.publish} already exists; choose a new --publish file so nothing is overwritten")
-    private = load_private(args.key, args.passphrase_file)
+def write_report(out: Path, writer: Writer, damaged: list[str]) -> Path:
+    """report.html: counts per form, day and language, each choice question as a chart, what did not open.
+
+    Every text from the bundle is escaped, and the page's own policy forbids loading or running anything."""
+    parts = [
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">',
+        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">",
+        f"<title>Papillon report</title><style>{REPORT_STYLE}</style></head><body>",
+        "<h1>Papillon report</h1>",
+        *report_counts(writer),
+        *report_charts(writer),
+        *report_problems(writer, damaged),
+        "</body></html>",
+    ]
+    return writer.write_file(out / "report.html", "\n".join(parts) + "\n")
+
+
+@dataclass(frozen=True)
+class Options:
+    """The command line, read: what one run is asked to do."""
+
+    bundles: list[Path]
+    key: Path
+    out: Path
+    passphrase_file: Path | None
+    jobs: int
+    salvage: bool
+    jsonl: bool
+    publish: Path | None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a run that wrote its outputs did: the files, in the order they are listed, and what opened."""
+
+    written: tuple[Path, ...]
+    opened: int
+    failed: int
+    damaged: bool  # a bundle opened with --salvage
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_SOME_FAILED if self.failed or self.damaged else EXIT_OK
+
+
+def refuse_to_overwrite(options: Options) -> None:
+    """Refuse before the passphrase is asked for if an output is already there: nothing is ever overwritten."""
+    out = options.out
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise Refusal(f"{out} already exists and is not empty; choose a new --out folder so nothing is overwritten")
+    if options.publish is not None and options.publish.exists():
+        raise Refusal(f"{options.publish} already exists; choose a new --publish file so nothing is overwritten")
+
+
+def run(options: Options) -> int:
+    """Open the bundles and write the outputs, say what was written, and the exit code; a run that stops part
+    way, for whatever reason, keeps nothing."""
+    surveys = survey_all(options.bundles, options.salvage)
+    writer = Writer(options.out, form_definitions(surveys), options.jsonl)
+    refuse_to_overwrite(options)
+    private = load_private(options.key, options.passphrase_file)
     if len(surveys) > 1:
         writer.ids = set()
     try:
-        return write_all(args, surveys, writer, private)
+        outcome = write_all(options, surveys, writer, private)
+        show(outcome)
     except BaseException:
         writer.discard()
         raise
+    return outcome.exit_code
 
 
-def write_all(args: argparse.Namespace, surveys: list[bundle.Survey], writer: Writer, private: keys.PrivateKey) -> int:
+def write_all(options: Options, surveys: list[bundle.Survey], writer: Writer, private: keys.PrivateKey) -> Outcome:
     """Open every record into the spreadsheets, then write the summary, the report and the public list."""
-    progress = Progress(sum(found.count for found in surveys))
-    opener = Opener(
-        private.key.private_bytes_raw(), private.key_id, writer.definitions, secrets.token_bytes(16), args.jsonl
-    )
-    try:
-        for results in opened(surveys, opener, args.jobs):
-            for result in results:
-                if isinstance(result, Row):
-                    writer.add(result)
-                elif result.malformed and not args.salvage:
-                    raise Refusal(
-                        f"{result.where}: {result.why}. Nothing was written. (--salvage opens the intact records.)"
-                    )
-                else:
-                    writer.failed(result)
-            progress.advance(len(results))
-    finally:
-        writer.close()
-        progress.finish()
-    if writer.tally["failed"] and writer.tally["failed"] == writer.tally["elsewhere"] and not writer.tally["opened"]:
-        writer.discard()
+    open_all(options, surveys, writer, private)
+    tally = writer.tally
+    if tally["failed"] and tally["failed"] == tally["elsewhere"] and not tally["opened"]:
         raise Refusal(nothing_opened(writer, private))
     writer.make_folder()
     damaged = [problem for found in surveys for problem in found.report]
     written = [path for place in sorted(writer.sheets) for path in writer.targets(place)]
-    written.append(write_summary(args.out, writer, surveys, private))
-    writer.created.append(written[-1])
-    written.append(write_report(args.out, writer, damaged))
-    writer.created.append(written[-1])
-    if args.publish is not None:
-        with open(args.publish, "x", encoding="utf-8", opener=owner_only) as fh:
-            writer.created.append(args.publish)
-            fh.write(signers.dumps(writer.listings))
-        written.append(args.publish)
-    for path in written:
+    written.append(write_summary(options.out, writer, surveys, private))
+    written.append(write_report(options.out, writer, damaged))
+    if options.publish is not None:
+        writer.publish(options.publish)
+        written.append(options.publish)
+    return Outcome(tuple(written), tally["opened"], tally["failed"], damaged=bool(damaged))
+
+
+def open_all(options: Options, surveys: list[bundle.Survey], writer: Writer, private: keys.PrivateKey) -> None:
+    """Every record of every bundle, opened on ``--jobs`` processes, into the writer's spreadsheets."""
+    progress = Progress(sum(found.count for found in surveys))
+    opener = Opener(
+        private.key.private_bytes_raw(), private.key_id, writer.definitions, secrets.token_bytes(16), options.jsonl
+    )
+    try:
+        for results in opened(surveys, opener, options.jobs):
+            for result in results:
+                take(writer, result, salvage=options.salvage)
+            progress.advance(len(results))
+    finally:
+        writer.close()
+        progress.finish()
+
+
+def take(writer: Writer, result: Row | Failure, *, salvage: bool) -> None:
+    """One record's row, or why it did not open; a line that is no record refuses the run unless salvaging."""
+    if isinstance(result, Row):
+        writer.add(result)
+    elif result.malformed and not salvage:
+        raise Refusal(f"{result.where}: {result.why}. Nothing was written. (--salvage opens the intact records.)")
+    else:
+        writer.failed(result)
+
+
+def show(outcome: Outcome) -> None:
+    for path in outcome.written:
         print(f"Wrote {path}")
-    print(f"Opened {writer.tally['opened']} record(s); {writer.tally['failed']} could not be opened.")
-    return EXIT_SOME_FAILED if writer.tally["failed"] or damaged else EXIT_OK
+    print(f"Opened {outcome.opened} record(s); {outcome.failed} could not be opened.")
 
 
-def main(argv: list[str] | None = None) -> int:
+def command_line() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description="Open Papillon export bundles offline and write spreadsheets.",
         epilog="Exit codes: 0 every record opened; 1 some did not (see summary.txt); 2 nothing was written.",
@@ -791,11 +884,17 @@ def main(argv: list[str] | None = None) -> int:
         metavar="FILE",
         help="also write the public list of signers (a count, and the names of those who agreed) for flask publish",
     )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = command_line()
     args = parser.parse_args(argv)
     if args.jobs < 1:
         parser.error("--jobs must be 1 or more")
+    options = Options(**vars(args))
     try:
-        return run(args)
+        return run(options)
     except Refusal as exc:
         print(f"decrypt: {exc}", file=sys.stderr)
         return EXIT_NOTHING_WRITTEN

@@ -900,6 +900,24 @@ def test_a_run_that_fails_part_way_keeps_nothing_and_says_so(
     assert not (tmp_path / "deep").exists()
 
 
+def test_a_disk_that_fills_while_the_summary_is_written_keeps_no_part_of_it(
+    decrypt, sample_bundle, organizer_key_file, tmp_path, capsys, monkeypatch
+):
+    real_open = open
+
+    def filling(path, mode="r", *args, **kwargs):
+        handle = real_open(path, mode, *args, **kwargs)
+        if str(path).endswith("summary.txt"):
+            handle.write = lambda text: (_ for _ in ()).throw(OSError(28, "No space left on device"))
+        return handle
+
+    monkeypatch.setattr("builtins.open", filling)
+    out = tmp_path / "out"
+    assert run_with(decrypt, [sample_bundle], organizer_key_file, out) == 2
+    assert "No space left on device" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_an_unexpected_error_keeps_nothing_and_exits_2(
     decrypt, sample_bundle, organizer_key_file, tmp_path, capsys, monkeypatch
 ):

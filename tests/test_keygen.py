@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import stat
 
 import nacl.pwhash
@@ -83,7 +84,7 @@ def test_keygen_refuses_to_overwrite_a_key(keygen, tmp_path, passphrase_file, ca
 
 def test_keygen_refuses_when_the_two_typed_passphrases_differ(keygen, tmp_path, monkeypatch, capsys):
     typed = iter(["the first passphrase typed", "the second passphrase typed"])
-    monkeypatch.setattr(keygen.getpass, "getpass", lambda prompt="": next(typed))
+    monkeypatch.setattr(getpass, "getpass", lambda prompt="": next(typed))
     assert keygen.main(["--out", str(tmp_path), "--name", "k"]) == 2
     assert "the two passphrases differ" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
@@ -96,7 +97,7 @@ def test_keygen_accepts_the_same_passphrase_typed_twice(keygen, tmp_path, monkey
         prompts.append(prompt)
         return PASSPHRASE
 
-    monkeypatch.setattr(keygen.getpass, "getpass", fake_getpass)
+    monkeypatch.setattr(getpass, "getpass", fake_getpass)
     assert keygen.main(["--out", str(tmp_path), "--name", "k"]) == 0
     assert len(prompts) == 2
     keys.loads_private((tmp_path / "k.key").read_text(), PASSPHRASE.encode())
