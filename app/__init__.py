@@ -13,6 +13,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from app import cli, i18n, padding, security, views
 from app.config import load_config
 from app.forms import AnswersForm, form_class
+from app.site import Site, site
 from app.storage import db
 from papillon import campaigns, keys, languages
 
@@ -36,22 +37,26 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
         app.config["DATABASE_URL"] = f"sqlite:///{Path(app.instance_path) / 'papillon.sqlite3'}"
 
     try:
-        app.extensions["papillon.keys"] = keys.load_public_dir(app.config["PAPILLON_KEYS_DIR"])
-        app.extensions["papillon.campaigns"] = campaigns.load_dir(app.config["PAPILLON_CAMPAIGNS_DIR"])
+        state = Site(
+            campaigns=campaigns.load_dir(app.config["PAPILLON_CAMPAIGNS_DIR"]),
+            keys=keys.load_public_dir(app.config["PAPILLON_KEYS_DIR"]),
+        )
     except (keys.KeyFileError, campaigns.CampaignError) as exc:
         raise StartupError(str(exc)) from exc
+    state.init_app(app)
     # Each campaign as each language's readers see it, built once: pages only look them up.
-    app.extensions["papillon.localized"] = {
+    state.localized = {
         (campaign.slug, language): campaign.localized(language)
-        for campaign in app.extensions["papillon.campaigns"].values()
+        for campaign in state.campaigns.values()
         for language in languages.NAMES
     }
-    app.extensions["papillon.forms"] = _form_classes(app)
+    state.answer_forms = _form_classes(app)
     _refuse_demo_keys(app)
 
     if app.config["PAPILLON_TRUSTED_PROXIES"]:
         hops = app.config["PAPILLON_TRUSTED_PROXIES"]
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+        # Flask's documented way to wrap its WSGI app; mypy sees only the method it replaces.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
 
     db.init_app(app)
     _check_schema(app)
@@ -101,10 +106,10 @@ def _finding_flask_commands() -> bool:
 def _refuse_demo_keys(app: Flask) -> None:
     """The demo key's private half and passphrase sit on the machine that made it: answers sealed to it are
     readable by anyone with that machine. Only `make run` may use it."""
-    app.jinja_env.globals["demo_key"] = any(key.demo for key in app.extensions["papillon.keys"])
+    app.jinja_env.globals["demo_key"] = any(key.demo for key in site(app).keys)
     if app.config["PAPILLON_ALLOW_DEMO_KEY"]:
         return
-    for key in app.extensions["papillon.keys"]:
+    for key in site(app).keys:
         if key.demo:
             raise StartupError(
                 f"the keys folder holds the demo key {key.name!r}, whose private half and passphrase are on this "
@@ -117,7 +122,7 @@ def _form_classes(app: Flask) -> dict[tuple[str, str, str], type[AnswersForm]]:
     """One form class per campaign, form and language: the labels differ, the names and rules do not."""
     honeypot = app.config["PAPILLON_HONEYPOT_FIELD"]
     classes = {}
-    for campaign in app.extensions["papillon.campaigns"].values():
+    for campaign in site(app).campaigns.values():
         if campaign.slug in RESERVED_CAMPAIGN_SLUGS:
             raise StartupError(f"campaign {campaign.slug}: this address is used by the site itself; rename the file")
         for form in campaign.forms.values():
@@ -127,6 +132,6 @@ def _form_classes(app: Flask) -> dict[tuple[str, str, str], type[AnswersForm]]:
                     f"campaign {campaign.slug}, form {form.slug}: field name {clash.pop()!r} is reserved"
                 )
             for language in languages.NAMES:
-                shown = app.extensions["papillon.localized"][campaign.slug, language].forms[form.slug]
+                shown = site(app).localized[campaign.slug, language].forms[form.slug]
                 classes[campaign.slug, form.slug, language] = form_class(shown, honeypot)
     return classes

@@ -1,21 +1,27 @@
 """Server-side staff commands: ``flask --app wsgi db upgrade | db current | export | purge | status | publish |
-translation-template``, and ``init-db``, the older name of ``db upgrade``."""
+translation-template``, and ``init-db``, the older name of ``db upgrade``.
+
+Each command reads its options and says what a plain function did: ``export_bundle``, ``purge_exported``,
+``publish_listings`` and the rest need only an app context, so tests call them directly. Their refusals are
+``click.ClickException``, which the flask command prints as ``Error: ...``."""
 
 from __future__ import annotations
 
 import datetime as dt
 import functools
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import ParamSpec, TypeVar
+from typing import BinaryIO, ParamSpec, TypeVar
 
 import click
-from flask import Flask, current_app
+from flask import Flask
 from flask.cli import with_appcontext
 
 from app import migrations
-from app.storage import PurgeIncomplete, db
+from app.site import site
+from app.storage import Export, PurgeIncomplete, db
 from papillon import bundle, languages, signers
 from papillon.campaigns import CampaignError, translation_template
 
@@ -35,7 +41,8 @@ def current_schema(command: Callable[P, R]) -> Callable[P, R]:
     return checked
 
 
-def upgrade() -> None:
+def _upgrade() -> None:
+    """`db upgrade` and `init-db`: bring the tables to the latest revision, and say what changed."""
     for change in db.upgrade():
         click.echo(change)
     click.echo(f"Database ready, at revision {db.revision()}.")
@@ -50,7 +57,7 @@ def database() -> None:
 @with_appcontext
 def upgrade_command() -> None:
     """Create the tables, or bring them to the latest revision, keeping every record (harmless to run again)."""
-    upgrade()
+    _upgrade()
 
 
 @database.command("current")
@@ -67,7 +74,77 @@ def current_command() -> None:
 @with_appcontext
 def init_db() -> None:
     """The same as `db upgrade`, under the name older scripts and guides use."""
-    upgrade()
+    _upgrade()
+
+
+@dataclass(frozen=True)
+class BundleHeader:
+    """What a bundle says before its records, so that the laptop needs nothing else to open and check them."""
+
+    created_on: str
+    key_ids: list[str]
+    campaigns: dict[str, dict[str, object]]
+    count: int
+
+    def write(self, out: Path | BinaryIO, records: Iterable[bundle.Record]) -> int:
+        """Write the bundle: to a new file atomically, or to a stream as the records come; returns their count."""
+        if isinstance(out, Path):
+            return bundle.write(
+                out,
+                records,
+                created_on=self.created_on,
+                key_ids=self.key_ids,
+                campaigns=self.campaigns,
+                count=self.count,
+            )
+        return bundle.dump(
+            out, records, created_on=self.created_on, key_ids=self.key_ids, campaigns=self.campaigns, count=self.count
+        )
+
+
+def export_header(batch: Export) -> BundleHeader:
+    """The header of ``batch``'s bundle: today's date, the keys this server seals to, and the current definition
+    of each campaign the batch holds records of (a campaign whose file is gone has none)."""
+    known = site().campaigns
+    return BundleHeader(
+        created_on=dt.datetime.now(dt.UTC).date().isoformat(),
+        key_ids=[key.key_id for key in site().keys],
+        campaigns={slug: known[slug].source for slug in batch.campaigns if slug in known},
+        count=batch.count,
+    )
+
+
+def export_bundle(out: Path | BinaryIO, again: bool = False) -> int:
+    """Write the records not yet exported to ``out``, a new file or a binary stream, then mark them exported;
+    returns how many were written. ``again``: write instead those exported and not yet purged (they stay marked).
+
+    A refused file name reads and marks nothing; an error part way (a full disk, a closed pipe) marks nothing. The
+    records of a campaign whose file is gone go too, with a note on standard error."""
+    if isinstance(out, Path):
+        _refuse_to_overwrite(out)
+    with db.exporting(again) as batch:
+        header = export_header(batch)
+        if missing := sorted(set(batch.campaigns) - set(header.campaigns)):
+            click.echo(f"Note: no current definition for campaign(s) {', '.join(missing)}.", err=True)
+        return header.write(out, batch.records)
+
+
+def _refuse_to_overwrite(out: Path) -> None:
+    if out.exists():
+        raise click.ClickException(f"{out} already exists; choose a new file name so no bundle is overwritten")
+    if not out.parent.is_dir():
+        raise click.ClickException(f"{out.parent} is not a folder")
+
+
+def _standard_output() -> BinaryIO:
+    """Standard output, unless it is a terminal: a bundle is for a file or a pipe, not for a screen to scroll."""
+    stream = sys.stdout.buffer
+    if stream.isatty():
+        raise click.ClickException(
+            "the bundle would be written to this terminal: redirect it to a file "
+            "(flask --app wsgi export > papillon.bundle), or give --out FILE"
+        )
+    return stream
 
 
 @click.command("export")
@@ -86,37 +163,21 @@ def export(out: Path | None, again: bool) -> None:
 
         ssh server '.venv/bin/flask --app wsgi export' > /media/usb/papillon-DATE.bundle
     """
-    stdout = sys.stdout.buffer
-    if out is None and stdout.isatty():
-        raise click.ClickException(
-            "the bundle would be written to this terminal: redirect it to a file "
-            "(flask --app wsgi export > papillon.bundle), or give --out FILE"
-        )
-    if out is not None and out.exists():
-        raise click.ClickException(f"{out} already exists; choose a new file name so no bundle is overwritten")
-    if out is not None and not out.parent.is_dir():
-        raise click.ClickException(f"{out.parent} is not a folder")
-    with db.exporting(again) as batch:
-        known = current_app.extensions["papillon.campaigns"]
-        definitions = {slug: known[slug].source for slug in batch.campaigns if slug in known}
-        if missing := set(batch.campaigns) - set(definitions):
-            click.echo(f"Note: no current definition for campaign(s) {', '.join(sorted(missing))}.", err=True)
-        header = {
-            "created_on": dt.datetime.now(dt.UTC).date().isoformat(),
-            "key_ids": [k.key_id for k in current_app.extensions["papillon.keys"]],
-            "campaigns": definitions,
-            "count": batch.count,
-        }
-        if out is None:
-            count = bundle.dump(stdout, batch.records, **header)
-            where = "standard output"
-        else:
-            count = bundle.write(out, batch.records, **header)
-            where = str(out)
+    count = export_bundle(_standard_output() if out is None else out, again)
+    where = "standard output" if out is None else str(out)
     click.echo(f"{'Exported again' if again else 'Exported'} {count} record(s) to {where}.", err=True)
     if out is not None:
         click.echo(f"Copy {out} to the USB stick, then delete it from this server.", err=True)
     click.echo("Once the bundle opens on the laptop, run 'purge' here.", err=True)
+
+
+def purge_exported() -> int:
+    """Delete the records already exported and erase them from the database's files; returns how many were deleted.
+    Records not yet exported are never touched."""
+    try:
+        return db.purge()
+    except PurgeIncomplete as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 @click.command("purge")
@@ -128,10 +189,7 @@ def purge(yes: bool) -> None:
     are never touched."""
     if not yes:
         click.confirm("Delete every record that has already been exported?", abort=True)
-    try:
-        deleted = db.purge()
-    except PurgeIncomplete as exc:
-        raise click.ClickException(str(exc)) from exc
+    deleted = purge_exported()
     click.echo(f"Deleted {deleted} exported record(s), and rewrote the database files without them.")
 
 
@@ -147,6 +205,41 @@ def status() -> None:
         click.echo(f"{campaign}/{form}: {n} {'exported' if exported else 'waiting for export'}")
 
 
+def publish_listings(path: Path) -> dict[str, signers.Listing]:
+    """Replace the public lists of the campaigns the signers file at ``path`` names, all at once; returns them.
+
+    The file is refused whole, and nothing published, if it is not a signers file, names a campaign this server
+    does not have, or names an answer no form of its campaign publishes (an edited or mistaken file could otherwise
+    put an email or a phone number on a public page)."""
+    listings = _read_listings(path)
+    _check_listings(path, listings)
+    db.publish({slug: (listing.count, listing.sorted()) for slug, listing in listings.items()})
+    return listings
+
+
+def _read_listings(path: Path) -> dict[str, signers.Listing]:
+    try:
+        listings = signers.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, signers.SignersError) as exc:
+        raise click.ClickException(f"{path}: {exc}; nothing was published") from exc
+    return listings
+
+
+def _check_listings(path: Path, listings: dict[str, signers.Listing]) -> None:
+    known = site().campaigns
+    if unknown := sorted(set(listings) - set(known)):
+        raise click.ClickException(f"{path}: no campaign {unknown[0]!r} on this server; nothing was published")
+    for slug, listing in sorted(listings.items()):
+        forms = known[slug].forms.values()
+        shown = {name for form in forms if form.publish_consent for name in form.publish}
+        for i, signer in enumerate(listing.signers):
+            if extra := sorted(set(signer) - shown):
+                raise click.ClickException(
+                    f"{path}: campaigns.{slug}.signers[{i}]: {extra[0]!r} is not an answer the campaign's forms "
+                    f"publish (only {', '.join(sorted(shown)) or 'none'}); nothing was published"
+                )
+
+
 @click.command("publish")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @with_appcontext
@@ -157,24 +250,20 @@ def publish(path: Path) -> None:
 
     A file naming an answer that no form of its campaign publishes (an email, a phone number) is refused whole,
     so an edited or mistaken file cannot put it on a public page."""
-    try:
-        listings = signers.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, signers.SignersError) as exc:
-        raise click.ClickException(f"{path}: {exc}; nothing was published") from exc
-    known = current_app.extensions["papillon.campaigns"]
-    if unknown := sorted(set(listings) - set(known)):
-        raise click.ClickException(f"{path}: no campaign {unknown[0]!r} on this server; nothing was published")
-    for slug, listing in sorted(listings.items()):
-        shown = {name for form in known[slug].forms.values() if form.publish_consent for name in form.publish}
-        for i, signer in enumerate(listing.signers):
-            if extra := sorted(set(signer) - shown):
-                raise click.ClickException(
-                    f"{path}: campaigns.{slug}.signers[{i}]: {extra[0]!r} is not an answer the campaign's forms "
-                    f"publish (only {', '.join(sorted(shown)) or 'none'}); nothing was published"
-                )
-    db.publish({slug: (listing.count, listing.sorted()) for slug, listing in listings.items()})
-    for slug, listing in sorted(listings.items()):
+    for slug, listing in sorted(publish_listings(path).items()):
         click.echo(f"{slug}: {listing.count} signature(s), {len(listing.signers)} listed by name")
+
+
+def campaign_translation(slug: str, language: str) -> str:
+    """A translation file for campaign ``slug`` in ``language``: what is already translated, the original for the
+    rest."""
+    found = site().campaigns.get(slug)
+    if found is None:
+        raise click.ClickException(f"no campaign {slug!r}; the campaigns are: {', '.join(site().campaigns)}")
+    try:
+        return translation_template(found, language)
+    except CampaignError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 @click.command("translation-template")
@@ -184,15 +273,7 @@ def publish(path: Path) -> None:
 def translation_template_command(campaign: str, language: str) -> None:
     """Print a translation file for CAMPAIGN in LANGUAGE, to save as CAMPAIGN.LANGUAGE.toml beside the campaign:
     the texts already translated, the original's words for the rest (docs/campaigns.md)."""
-    found = current_app.extensions["papillon.campaigns"].get(campaign)
-    if found is None:
-        raise click.ClickException(
-            f"no campaign {campaign!r}; the campaigns are: {', '.join(current_app.extensions['papillon.campaigns'])}"
-        )
-    try:
-        click.echo(translation_template(found, language), nl=False)
-    except CampaignError as exc:
-        raise click.ClickException(str(exc)) from exc
+    click.echo(campaign_translation(campaign, language), nl=False)
 
 
 def init_app(app: Flask) -> None:

@@ -1,4 +1,4 @@
-"""Flask-WTF form classes built from a campaign's form definition.
+"""Flask-WTF form classes built from a campaign's form definition, and the first look at a posted body.
 
 WTForms renders and parses the fields; the rules themselves are the definition's
 (``papillon.campaigns.Field.check``), shared with the browser and the laptop.
@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import re
 import secrets
+import urllib.parse
+from typing import Any, NoReturn, cast
 
+from flask import current_app, request
 from flask_babel import gettext, lazy_gettext
 from flask_wtf import FlaskForm
+from werkzeug.exceptions import HTTPException
 from wtforms import BooleanField, Field, HiddenField, RadioField, SelectMultipleField, StringField, TextAreaField
-from wtforms.fields.choices import SelectChoice
+from wtforms.fields.choices import SelectChoice  # type: ignore[attr-defined]  # new in 3.3; types-WTForms is 3.2
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from papillon import campaigns as c
@@ -20,6 +24,25 @@ from papillon import campaigns as c
 SUBMISSION_ID = re.compile(r"[0-9a-f]{32}")
 HTML_TYPES = {c.EMAIL: "email", c.PHONE: "tel"}
 AUTOCOMPLETE = {c.EMAIL: "email", c.PHONE: "tel", c.POSTAL_CODE: "postal-code"}
+
+FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
+# What the page posts besides the answers; the sealing script posts these alone, the answers travelling sealed.
+PAGE_FIELDS = {"csrf_token", "submission_id", "pow"}
+SEALED_FIELD = "envelope"
+
+
+class Refused(HTTPException):
+    """A post that is not stored. Its message, when it has one, is written by us and never echoes the input, so
+    it is safe to show; without one the person gets the kind words for its status."""
+
+    def __init__(self, message: str | None = None, status: int = 400) -> None:
+        super().__init__(description=message)
+        self.code = status
+
+
+def refuse(message: str | None = None, status: int = 400) -> NoReturn:
+    """Stop handling a post here; the site's one error handler answers it."""
+    raise Refused(message, status)
 
 
 class CheckboxesField(SelectMultipleField):
@@ -31,9 +54,10 @@ def new_submission_id() -> str:
     return secrets.token_hex(16)
 
 
-def _wtf_field(field: c.Field) -> Field:
+def _render_kw(field: c.Field) -> dict[str, object]:
+    """The HTML attributes that let the browser check a field as the server will."""
     kw: dict[str, object] = {}
-    if field.required:
+    if field.required and field.type != c.MULTIPLE_CHOICE:
         kw["required"] = True
     if field.type in c.DEFAULT_MAX_LENGTH:
         kw["maxlength"] = field.max_length
@@ -42,18 +66,22 @@ def _wtf_field(field: c.Field) -> Field:
         if field.pattern and field.type != c.EMAIL:
             kw["pattern"] = field.pattern
         kw["autocomplete"] = AUTOCOMPLETE.get(field.type, "off")
-    args = {"label": field.label, "description": field.help, "render_kw": kw}
-    choices = [SelectChoice(c.id, c.label) for c in field.choices]
+    return kw
+
+
+def _wtf_field(field: c.Field) -> Field:
+    # Any: WTForms' stubs type each keyword apart, and these are the same three for every kind of field.
+    shown: dict[str, Any] = {"label": field.label, "description": field.help, "render_kw": _render_kw(field)}
+    choices = [SelectChoice(choice.id, choice.label) for choice in field.choices]
     if field.type == c.LONG_TEXT:
-        return TextAreaField(**args)
+        return TextAreaField(**shown)
     if field.type == c.SINGLE_CHOICE:
-        return RadioField(choices=choices, validate_choice=False, **args)
+        return RadioField(choices=choices, validate_choice=False, **shown)
     if field.type == c.MULTIPLE_CHOICE:
-        kw.pop("required", None)
-        return CheckboxesField(choices=choices, validate_choice=False, **args)
+        return CheckboxesField(choices=choices, validate_choice=False, **shown)
     if field.type == c.CONSENT:
-        return BooleanField(**args)
-    return StringField(**args)
+        return BooleanField(**shown)
+    return StringField(**shown)
 
 
 class AnswersForm(FlaskForm):
@@ -77,9 +105,6 @@ class AnswersForm(FlaskForm):
                 text = (data or "").replace("\r\n", "\n").replace("\r", "\n")
                 out[field.name] = text.strip()
         return out
-
-    def bot_filled_honeypot(self) -> bool:
-        return bool(self[self.honeypot_name].data)
 
     def validate_answers(self, answers: dict[str, c.Answer]) -> bool:
         """Check answers (from ``answers()``) by the definition's rules; messages go beside the fields."""
@@ -113,4 +138,49 @@ def form_class(definition: c.Form, honeypot_name: str) -> type[AnswersForm]:
     )
     attrs["definition"] = definition
     attrs["honeypot_name"] = honeypot_name
-    return type(f"{definition.slug.title()}Form", (AnswersForm,), attrs)
+    return cast("type[AnswersForm]", type(f"{definition.slug.title()}Form", (AnswersForm,), attrs))
+
+
+def check_form_body(definition: c.Form, honeypot: str) -> None:
+    """Refuse, before anything reads the answers, a body that neither the page nor its script could send.
+
+    Both send ``application/x-www-form-urlencoded`` in UTF-8, name only the fields the page has, and repeat a
+    name only for the checkboxes of a multiple-choice field; the script sends the sealed envelope instead of
+    the answers, never both. Anything else (another content type, bytes that are not UTF-8, an unknown or
+    repeated field, a chunked body past the size cap) is refused as a whole instead of being silently
+    repaired, cut or half-read. The refusal names no reason: a page of ours never meets one.
+    """
+    if request.mimetype != FORM_CONTENT_TYPE:
+        refuse(status=415)
+    if not _utf8_form(_whole_body()):
+        refuse()
+    answers = {f.name for f in definition.fields}
+    names = set(request.form)
+    allowed = PAGE_FIELDS | {honeypot} | ({SEALED_FIELD} if SEALED_FIELD in names else answers)
+    if not names <= allowed:
+        refuse()
+    repeatable = {f.name for f in definition.fields if f.type == c.MULTIPLE_CHOICE}
+    if any(len(values) > 1 and name not in repeatable for name, values in request.form.lists()):
+        refuse()
+
+
+def _whole_body() -> bytes:
+    """The body, or a 413 when it is larger than the cap. A body without a length (chunked) is cut at the cap
+    by Werkzeug without a word; one more byte waiting behind the cut means it was too large."""
+    body = request.get_data(cache=True)
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    chunked = request.content_length is None and limit is not None
+    if chunked and len(body) >= limit and request.environ["wsgi.input"].read(1):
+        refuse(status=413)
+    return body
+
+
+def _utf8_form(body: bytes) -> bool:
+    """Whether every name and value of a URL-encoded body is UTF-8 once its escapes are undone
+    (Werkzeug would quietly turn bad bytes into U+FFFD and go on)."""
+    try:
+        for part in body.split(b"&"):
+            urllib.parse.unquote_to_bytes(part.replace(b"+", b" ")).decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True

@@ -14,6 +14,7 @@ from flask import Flask, Response, current_app, g, request, url_for
 from flask_babel import Babel
 from werkzeug.routing import BaseConverter
 
+from app.site import site
 from papillon import languages
 from papillon.campaigns import Campaign
 
@@ -35,7 +36,7 @@ class LanguageConverter(BaseConverter):
 def init_app(app: Flask) -> None:
     app.url_map.converters["lang"] = LanguageConverter
     babel.init_app(app, locale_selector=lambda: languages.CATALOGS[page_language()])
-    app.extensions["papillon.reviewed_catalogs"] = check_catalogs(TRANSLATIONS)
+    site(app).reviewed_catalogs = check_catalogs(TRANSLATIONS)
     app.jinja_env.globals.update(
         languages=languages.NAMES,
         page_language=page_language,
@@ -73,7 +74,8 @@ def page_language() -> str:
         g.page_language = language_in_path() or languages.negotiate(
             value for value, quality in request.accept_languages if quality > 0
         )
-    return g.page_language
+    language: str = g.page_language
+    return language
 
 
 def language_in_path() -> str | None:
@@ -82,7 +84,7 @@ def language_in_path() -> str | None:
 
 
 def interface_reviewed() -> bool:
-    return page_language() in current_app.extensions["papillon.reviewed_catalogs"]
+    return page_language() in site().reviewed_catalogs
 
 
 def language_url(tag: str) -> str:

@@ -1,5 +1,5 @@
 """What keeps the server ignorant of its visitors: headers, a rate limit key that forgets, quiet logs,
-and a first look at a posted body that refuses what no page of ours could have sent."""
+and the proof of work asked of visitors from an address many people share."""
 
 from __future__ import annotations
 
@@ -9,17 +9,16 @@ import hmac
 import ipaddress
 import logging
 import re
-import urllib.parse
+from typing import Literal
 
 from flask import Flask, Response, current_app, g, has_request_context, request
 from flask.logging import default_handler
 from flask.sessions import SecureCookieSessionInterface
 from flask_limiter import Limiter
-from werkzeug.exceptions import BadRequest, RequestEntityTooLarge, UnsupportedMediaType
 
 from app import pow
 from app.config import ConfigError
-from papillon.campaigns import MULTIPLE_CHOICE, Form
+from app.site import Network, SharedAddresses, site
 
 CSP = "; ".join(
     [
@@ -47,13 +46,13 @@ HEADERS = {
     "Cross-Origin-Embedder-Policy": "require-corp",
 }
 HSTS = "max-age=63072000; includeSubDomains"
-FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 IPV6_PREFIX = 64
+StampState = Literal["valid", "invalid", "missing"]
 
 
 def init_app(app: Flask) -> None:
     """Headers on every response, the CSRF cookie's Secure flag, the limiter, and logs without addresses."""
-    app.extensions["papillon.shared"] = parse_shared_addresses(app.config["PAPILLON_SHARED_ADDRESSES"])
+    site(app).shared = parse_shared_addresses(app.config["PAPILLON_SHARED_ADDRESSES"])
     app.session_interface = SessionInterface()
     limiter.init_app(app)
     app.after_request(set_headers)
@@ -104,21 +103,32 @@ def client_key(address: str | None = None, day: dt.date | None = None) -> str:
     """Rate-limit bucket of the current client: a keyed hash of its address that changes every day."""
     day = day or dt.datetime.now(dt.UTC).date()
     subject = limit_subject(request.remote_addr if address is None else address).encode()
-    return hmac.new(daily_key(current_app.secret_key, day), subject, hashlib.sha256).hexdigest()[:32]
+    return hmac.new(daily_key(_secret_key(), day), subject, hashlib.sha256).hexdigest()[:32]
+
+
+def _secret_key() -> str | bytes:
+    """SECRET_KEY, without which the app does not start."""
+    secret = current_app.secret_key
+    if secret is None:
+        raise RuntimeError("SECRET_KEY is not set")
+    return secret
+
+
+def _limit_setting(name: str) -> str:
+    """A rate limit of the app at hand, read at each request (the limiter object is shared)."""
+    limit: str = current_app.config[name]
+    return limit
 
 
 def default_limit() -> str:
-    """RATELIMIT_DEFAULT of the app at hand, read at each request (the limiter object is shared)."""
-    return current_app.config["RATELIMIT_DEFAULT"]
-
-
-SharedAddresses = tuple[frozenset[str], tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]]
+    return _limit_setting("RATELIMIT_DEFAULT")
 
 
 def parse_shared_addresses(text: str) -> SharedAddresses:
     """``PAPILLON_SHARED_ADDRESSES``: addresses or networks, and ``unix:`` for what a proxy reports of clients
     that reached it through a Unix socket (the Tor daemon of an onion service)."""
-    literals, networks = set(), []
+    literals: set[str] = set()
+    networks: list[Network] = []
     for item in (part.strip() for part in text.split(",")):
         if not item:
             continue
@@ -129,35 +139,36 @@ def parse_shared_addresses(text: str) -> SharedAddresses:
             networks.append(ipaddress.ip_network(item, strict=False))
         except ValueError:
             raise ConfigError(f"PAPILLON_SHARED_ADDRESSES: {item!r} is not an address, a network or unix:") from None
-    return frozenset(literals), tuple(networks)
+    return SharedAddresses(frozenset(literals), tuple(networks))
 
 
 def is_shared(address: str | None = None) -> bool:
     """Whether the client came from an address that many people share. Decided by the connection (or what a
     trusted proxy reports of it), never by a header the client chooses."""
     address = request.remote_addr if address is None else address
-    literals, networks = current_app.extensions["papillon.shared"]
-    if address in literals:
+    shared = site().shared
+    if address in shared.literals:
         return True
     try:
         ip = ipaddress.ip_address((address or "").split("%", 1)[0])
     except ValueError:
         return False
-    return any(ip in network for network in networks)
+    return any(ip in network for network in shared.networks)
 
 
 def pow_challenge(campaign: str, form: str, submission_id: str, day: dt.date) -> bytes:
-    return pow.challenge(daily_key(current_app.secret_key, day), campaign, form, submission_id)
+    return pow.challenge(daily_key(_secret_key(), day), campaign, form, submission_id)
 
 
-def stamp_state() -> str:
+def stamp_state() -> StampState:
     """For a post from a shared address: ``"valid"``, ``"invalid"`` or ``"missing"`` proof of work, checked once
     per request."""
     if "papillon_stamp" not in g:
-        request.get_data(cache=True)  # keep the raw body for check_form_body before the form is parsed
+        request.get_data(cache=True)  # keep the raw body for forms.check_form_body
         nonce = request.form.get("pow", "")
         g.papillon_stamp = "missing" if not nonce else "valid" if _stamp_verifies(nonce) else "invalid"
-    return g.papillon_stamp
+    state: StampState = g.papillon_stamp
+    return state
 
 
 def _stamp_verifies(nonce: str) -> bool:
@@ -184,64 +195,12 @@ def submit_key() -> str:
 
 
 def submit_limit() -> str:
-    config = current_app.config
     if not is_shared():
-        return config["RATELIMIT_SUBMIT"]
-    return config["RATELIMIT_SHARED_POW_SUBMIT" if stamp_state() == "valid" else "RATELIMIT_SHARED_SUBMIT"]
+        return _limit_setting("RATELIMIT_SUBMIT")
+    return _limit_setting("RATELIMIT_SHARED_POW_SUBMIT" if stamp_state() == "valid" else "RATELIMIT_SHARED_SUBMIT")
 
 
 limiter = Limiter(key_func=client_key, default_limits=[default_limit], default_limits_exempt_when=is_shared)
-
-
-# What the page posts besides the answers; the sealing script posts these alone, the answers travelling sealed.
-PAGE_FIELDS = {"csrf_token", "submission_id", "pow"}
-SEALED_FIELD = "envelope"
-
-
-def check_form_body(form: Form, honeypot: str) -> None:
-    """Refuse, before anything reads the answers, a body that neither the page nor its script could send.
-
-    Both send ``application/x-www-form-urlencoded`` in UTF-8, name only the fields the page has, and repeat a
-    name only for the checkboxes of a multiple-choice field; the script sends the sealed envelope instead of
-    the answers, never both. Anything else (another content type, bytes that are not UTF-8, an unknown or
-    repeated field, a chunked body past the size cap) is refused as a whole instead of being silently
-    repaired, cut or half-read.
-    """
-    if request.mimetype != FORM_CONTENT_TYPE:
-        raise UnsupportedMediaType()
-    if not _utf8_form(_whole_body()):
-        raise BadRequest()
-    answers = {f.name for f in form.fields}
-    names = set(request.form)
-    allowed = PAGE_FIELDS | {honeypot} | ({SEALED_FIELD} if SEALED_FIELD in names else answers)
-    if not names <= allowed:
-        raise BadRequest()
-    repeatable = {f.name for f in form.fields if f.type == MULTIPLE_CHOICE}
-    for name, values in request.form.lists():
-        if len(values) > 1 and name not in repeatable:
-            raise BadRequest()
-
-
-def _whole_body() -> bytes:
-    """The body, or a 413 when it is larger than the cap. A body without a length (chunked) is cut at the cap
-    by Werkzeug without a word; one more byte waiting behind the cut means it was too large."""
-    body = request.get_data(cache=True)
-    limit = current_app.config["MAX_CONTENT_LENGTH"]
-    chunked = request.content_length is None and limit is not None
-    if chunked and len(body) >= limit and request.environ["wsgi.input"].read(1):
-        raise RequestEntityTooLarge()
-    return body
-
-
-def _utf8_form(body: bytes) -> bool:
-    """Whether every name and value of a URL-encoded body is UTF-8 once its escapes are undone
-    (Werkzeug would quietly turn bad bytes into U+FFFD and go on)."""
-    try:
-        for part in body.split(b"&"):
-            urllib.parse.unquote_to_bytes(part.replace(b"+", b" ")).decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
 
 
 class _DropClientAddress(logging.Filter):

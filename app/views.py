@@ -10,6 +10,7 @@ import hmac
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from flask import (
@@ -24,17 +25,20 @@ from flask import (
     session,
     url_for,
 )
+from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import generate_csrf, validate_csrf
 from sqlalchemy.exc import SQLAlchemyError
-from werkzeug.exceptions import BadRequest, HTTPException, SecurityError
+from werkzeug.exceptions import HTTPException, SecurityError
 from werkzeug.routing import RequestRedirect
+from werkzeug.wrappers import Response as BaseResponse
 from wtforms.validators import ValidationError
 
 from app import i18n, security
-from app.forms import SUBMISSION_ID, AnswersForm, new_submission_id
-from app.security import check_form_body, limiter
+from app.forms import SEALED_FIELD, SUBMISSION_ID, AnswersForm, Refused, check_form_body, new_submission_id, refuse
+from app.security import limiter
+from app.site import site
 from app.storage import SubmissionConflict, db
 from papillon import envelope
 from papillon.campaigns import PATTERN_MESSAGES, Campaign, Form, Problem
@@ -87,10 +91,13 @@ SEAL_MESSAGES = {
 }
 
 
-def route(rule: str, **options: object) -> Callable:
+View = TypeVar("View", bound=Callable[..., ResponseReturnValue])
+
+
+def route(rule: str, **options: Any) -> Callable[[View], View]:
     """A page at ``rule`` in the reader's language, and at ``/<lang>`` + ``rule`` in a named one."""
 
-    def register(view: Callable) -> Callable:
+    def register(view: View) -> View:
         bp.add_url_rule(f"/<lang:lang>{rule}", view_func=view, **options)
         bp.add_url_rule(rule, view_func=view, **options)
         return view
@@ -99,42 +106,46 @@ def route(rule: str, **options: object) -> Callable:
 
 
 @bp.url_value_preprocessor
-def take_language(endpoint: str | None, values: dict | None) -> None:
+def take_language(endpoint: str | None, values: dict[str, Any] | None) -> None:
     if values:
         values.pop("lang", None)
 
 
 @bp.url_defaults
-def keep_language(endpoint: str, values: dict) -> None:
+def keep_language(endpoint: str, values: dict[str, Any]) -> None:
     """Links from a page whose address names its language keep naming it."""
     if "lang" not in values and (tag := i18n.language_in_path()) and i18n.takes_language(endpoint):
         values["lang"] = tag
 
 
 def campaigns() -> dict[str, Campaign]:
-    return current_app.extensions["papillon.campaigns"]
+    return site().campaigns
 
 
 def localized(campaign: Campaign) -> Campaign:
     """The campaign in the page's language, as built at start-up."""
-    return current_app.extensions["papillon.localized"][campaign.slug, i18n.page_language()]
+    return site().localized[campaign.slug, i18n.page_language()]
 
 
 def public_keys() -> list[PublicKey]:
-    return current_app.extensions["papillon.keys"]
+    return site().keys
 
 
-def _lookup(campaign_slug: str, form_slug: str | None = None) -> tuple[Campaign, Form | None]:
+def find_campaign(campaign_slug: str) -> Campaign:
+    """The campaign at this address, in the page's language; a 404 when there is none."""
     campaign = campaigns().get(campaign_slug)
     if campaign is None:
         abort(404)
-    campaign = localized(campaign)
-    if form_slug is None:
-        return campaign, None
-    form = campaign.forms.get(form_slug)
-    if form is None:
+    return localized(campaign)
+
+
+def find_form(campaign_slug: str, form_slug: str) -> tuple[Campaign, Form]:
+    """The campaign and its form's definition at this address; a 404 when either is missing."""
+    campaign = find_campaign(campaign_slug)
+    definition = campaign.forms.get(form_slug)
+    if definition is None:
         abort(404)
-    return campaign, form
+    return campaign, definition
 
 
 def wants_json() -> bool:
@@ -150,12 +161,9 @@ def error_response(status: int, message: str | None = None) -> tuple[Response | 
     return render_template("error.html", status=status, message=message), status
 
 
-class Refused(BadRequest):
-    """A 400 whose description is written by us, never an echo of the input, so it is safe to show."""
-
-
 @bp.app_errorhandler(HTTPException)
 def http_error(exc: HTTPException) -> tuple[Response | str, int]:
+    """Every refusal, ours (``refuse``) and Werkzeug's (404, 405, 413, 429), answered the same way."""
     if isinstance(exc, SecurityError):
         # A Host outside TRUSTED_HOSTS: no address can be built for it, so no page either.
         return Response(f"{STATUS_MESSAGES[400]}\n", mimetype="text/plain"), 400
@@ -175,20 +183,8 @@ def database_error(exc: SQLAlchemyError) -> tuple[Response | str, int]:
     return error_response(503)
 
 
-def sent_digest(submission_id: str, plaintext: bytes) -> str:
-    """What a page without JavaScript sent, as an HMAC keyed by its session's CSRF secret: a repeated post gives
-    the same digest, a changed one another, and the key lives in the sender's cookie only, never on the server,
-    so a stored digest cannot be used to guess answers."""
-    secret = session[current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token")]
-    return hmac.new(secret.encode(), submission_id.encode() + b"\0" + plaintext, hashlib.sha256).hexdigest()
-
-
-def refuse(message: str) -> None:
-    raise Refused(message)
-
-
 @bp.before_app_request
-def relative_redirect() -> Response | None:
+def relative_redirect() -> BaseResponse | None:
     """Werkzeug answers ``/campaign`` with an absolute redirect built from the Host header the client sent;
     answer with the path alone, so no client-chosen host is ever echoed."""
     exc = request.routing_exception
@@ -224,7 +220,7 @@ def favicon() -> Response:
 
 @route("/<campaign_slug>/", methods=["GET"])
 def campaign(campaign_slug: str) -> str:
-    campaign, _ = _lookup(campaign_slug)
+    campaign = find_campaign(campaign_slug)
     try:
         public_list = db.public_list(campaign.slug)
     except SQLAlchemyError:
@@ -232,18 +228,99 @@ def campaign(campaign_slug: str) -> str:
     return render_template("campaign.html", campaign=campaign, public_list=public_list)
 
 
+# --- the form page ------------------------------------------------------------------------
+
+
+@route("/<campaign_slug>/<form_slug>", methods=["GET"])
+def form_page(campaign_slug: str, form_slug: str) -> str:
+    return blank_form(*find_form(campaign_slug, form_slug))
+
+
+def blank_form(campaign: Campaign, definition: Form) -> str:
+    """A fresh form page. Only its CSRF token and submission id change from one visitor to the next, so the page
+    is rendered once per form and language and then given new values: rendering the fields through WTForms is
+    most of a page's cost. A visitor from a shared address gets a proof-of-work challenge of its own, so a page
+    rendered afresh."""
+    submission_id = new_submission_id()
+    if security.is_shared():
+        return _render_form(campaign, definition, answers_form(campaign, definition, submission_id))
+    token: str = generate_csrf()
+    pages = site().blank_pages
+    key = (campaign.slug, definition.slug, i18n.page_language(), request.script_root)
+    parts = pages.get(key)
+    if parts is None:
+        page = _render_form(campaign, definition, answers_form(campaign, definition, submission_id))
+        parts = [piece.split(submission_id) for piece in page.split(token)]
+        if sum(len(p) - 1 for p in parts) != 1 or len(parts) != 2:
+            return page  # the token or the id is not where a cached page expects them once: never serve it
+        pages[key] = parts
+    return token.join(submission_id.join(piece) for piece in parts)
+
+
+def answers_form(campaign: Campaign, definition: Form, submission_id: str | None = None) -> AnswersForm:
+    """The form's WTForms form in the page's language, built at start-up; an instance reads this request's body."""
+    wtf = site().answer_forms[campaign.slug, definition.slug, i18n.page_language()]()
+    if submission_id is not None:
+        wtf.submission_id.data = submission_id
+    return wtf
+
+
+def _render_form(campaign: Campaign, definition: Form, wtf: AnswersForm) -> str:
+    """The form page, with what seal.js needs to seal the answers in the browser (``data-seal``)."""
+    keys = public_keys()
+    seal: dict[str, object] = {
+        "info": envelope.info(campaign.slug, definition.slug).decode(),
+        "version": envelope.VERSION,
+        "form_version": definition.version,
+        "locale": i18n.page_language(),
+        "messages": {name: str(text) for name, text in SEAL_MESSAGES.items()},
+        "keys": [{"key_id": k.key_id, "public_key": k.to_b64()} for k in keys],
+        "pad_block": envelope.PAD_BLOCK,
+        "fields": [{"name": f.name, "type": f.type} for f in definition.fields],
+        "checks": field_messages(definition, i18n.page_language()),
+        "honeypot": wtf.honeypot_name,
+    }
+    if security.is_shared():
+        seal["pow"] = _pow_settings(campaign, definition, str(wtf.submission_id.data))
+    return render_template(
+        "form.html",
+        campaign=campaign,
+        form=definition,
+        wtf=wtf,
+        keys=keys,
+        seal_json=json.dumps(seal, separators=(",", ":")),
+    )
+
+
+def _form_again(campaign: Campaign, definition: Form, wtf: AnswersForm, status: int) -> tuple[str, int]:
+    """The page without JavaScript, back with the person's answers in it and what kept them from being stored:
+    a refusal that loses nothing they typed."""
+    return _render_form(campaign, definition, wtf), status
+
+
+def _pow_settings(campaign: Campaign, definition: Form, submission_id: str) -> dict[str, object]:
+    """Today's proof-of-work challenge for this page's submission id, and how hard it is."""
+    today = dt.datetime.now(dt.UTC).date()
+    challenge = security.pow_challenge(campaign.slug, definition.slug, submission_id, today)
+    return {
+        "challenge": base64.b64encode(challenge).decode("ascii"),
+        "bits": current_app.config["PAPILLON_POW_BITS"],
+        "iterations": current_app.config["PAPILLON_POW_ITERATIONS"],
+    }
+
+
 @functools.cache
-def field_messages(form: Form, language: str) -> dict[str, dict[str, str]]:
+def field_messages(definition: Form, language: str) -> dict[str, dict[str, str]]:
     """What the page says when the browser's own check stops a field, in the page's language rather than the
     browser's, with the same words the server uses; worked out once per form and language."""
 
     def said(problem: Problem | None) -> str | None:
         if problem is None:
             return None
-        return str(problem) if problem.own else _(problem.message, **problem.values)
+        return str(problem) if problem.own else str(_(problem.message, **problem.values))
 
-    checks = {}
-    for f in form.fields:
+    checks: dict[str, dict[str, str]] = {}
+    for f in definition.fields:
         found = {
             "missing": said(f.problem(f.empty())) if f.required else None,
             "long": said(f.problem("x" * (f.max_length + 1))) if f.max_length else None,
@@ -253,144 +330,49 @@ def field_messages(form: Form, language: str) -> dict[str, dict[str, str]]:
     return checks
 
 
-def _render_form(campaign: Campaign, form: Form, wtf: AnswersForm, status: int = 200) -> tuple[str, int]:
-    keys = public_keys()
-    seal = {
-        "info": envelope.info(campaign.slug, form.slug).decode(),
-        "version": envelope.VERSION,
-        "form_version": form.version,
-        "locale": i18n.page_language(),
-        "messages": {name: str(text) for name, text in SEAL_MESSAGES.items()},
-        "keys": [{"key_id": k.key_id, "public_key": k.to_b64()} for k in keys],
-        "pad_block": envelope.PAD_BLOCK,
-        "fields": [{"name": f.name, "type": f.type} for f in form.fields],
-        "checks": field_messages(form, i18n.page_language()),
-        "honeypot": wtf.honeypot_name,
-    }
-    if security.is_shared():
-        today = dt.datetime.now(dt.UTC).date()
-        challenge = security.pow_challenge(campaign.slug, form.slug, wtf.submission_id.data, today)
-        seal["pow"] = {
-            "challenge": base64.b64encode(challenge).decode("ascii"),
-            "bits": current_app.config["PAPILLON_POW_BITS"],
-            "iterations": current_app.config["PAPILLON_POW_ITERATIONS"],
-        }
-    return (
-        render_template(
-            "form.html",
-            campaign=campaign,
-            form=form,
-            wtf=wtf,
-            keys=keys,
-            seal_json=json.dumps(seal, separators=(",", ":")),
-        ),
-        status,
-    )
+# --- receiving an answer ----------------------------------------------------------------------
 
 
-def blank_form(campaign: Campaign, form: Form) -> str | tuple[str, int]:
-    """A fresh form page. Only its CSRF token and submission id change from one visitor to the next, so the page
-    is rendered once per form and language and then given new values: rendering the fields through WTForms is
-    most of a page's cost. A visitor from a shared address gets a proof-of-work challenge of its own, so a page
-    rendered afresh."""
-    submission_id = new_submission_id()
-    if security.is_shared():
-        return _render_form(campaign, form, answers_form(campaign, form, submission_id))
-    token = generate_csrf()
-    pages = current_app.extensions.setdefault("papillon.blank_pages", {})
-    key = (campaign.slug, form.slug, i18n.page_language(), request.script_root)
-    parts = pages.get(key)
-    if parts is None:
-        page, _status = _render_form(campaign, form, answers_form(campaign, form, submission_id))
-        parts = pages[key] = [piece.split(submission_id) for piece in page.split(token)]
-        if sum(len(p) - 1 for p in parts) != 1 or len(parts) != 2:
-            pages.pop(key)  # the token or the id is not where a cached page expects them once: never serve it
-            return page, 200
-    return token.join(submission_id.join(piece) for piece in parts), 200
-
-
-def answers_form(campaign: Campaign, form: Form, submission_id: str | None = None) -> AnswersForm:
-    """The form's WTForms form in the page's language, built at start-up; an instance reads this request's body."""
-    wtf: AnswersForm = current_app.extensions["papillon.forms"][campaign.slug, form.slug, i18n.page_language()]()
-    if submission_id is not None:
-        wtf.submission_id.data = submission_id
-    return wtf
-
-
-@route("/<campaign_slug>/<form_slug>", methods=["GET", "POST"])
+@route("/<campaign_slug>/<form_slug>", methods=["POST"])
 @limiter.limit(security.submit_limit, key_func=security.submit_key, methods=["POST"])
-def form(campaign_slug: str, form_slug: str):
-    campaign, form = _lookup(campaign_slug, form_slug)
-    if request.method != "POST":
-        return blank_form(campaign, form)
-    return receive(campaign, form)
+def receive_form(campaign_slug: str, form_slug: str) -> ResponseReturnValue:
+    """An answer, as the data flows: the body's shape, the submission id and proof of work, the page's CSRF
+    token, the honeypot, then either the browser's envelope (checked, never opened) or the answers (read,
+    checked, sealed here), then store. Each refusal is raised through ``refuse``; only a page without JavaScript
+    comes back instead, with its answers in it.
+
+    An envelope needs no WTForms form: its page's token is read straight from the body, which is most of what
+    makes the sealed path cheap. Without JavaScript the answers form checks its own token, and holds a new one
+    for the page should it come back."""
+    campaign, definition = find_form(campaign_slug, form_slug)
+    check_form_body(definition, _honeypot_name())
+    submission_id = _submission_id()
+    _check_proof_of_work()
+    wtf = None if request.form.get(SEALED_FIELD) else answers_form(campaign, definition)
+    fresh = csrf_ok(request.form.get("csrf_token", "")) if wtf is None else bool(wtf.validate())
+    if request.form.get(_honeypot_name()):
+        return _thanks(campaign, definition)  # a bot is thanked as a person would be, and nothing is stored
+    if wtf is None:
+        return _store_sealed(campaign, definition, submission_id, fresh=fresh)
+    return _seal_and_store(campaign, definition, wtf, submission_id, fresh=fresh)
 
 
-def receive(campaign: Campaign, form: Form):
-    """An answer, as the data flows: the body's shape, the submission id, the proof of work, CSRF, the honeypot,
-    then either the browser's envelope (checked, never opened) or the answers (read, checked, sealed), then store.
+def _honeypot_name() -> str:
+    return str(current_app.config["PAPILLON_HONEYPOT_FIELD"])
 
-    An envelope needs no WTForms form: its page's token and values are read straight from the body, which is
-    most of what makes the sealed path cheap."""
-    check_form_body(form, current_app.config["PAPILLON_HONEYPOT_FIELD"])
-    body = request.form
-    submission_id = body.get("submission_id", "")
+
+def _submission_id() -> str:
+    """The number the page gave this answer, which makes a post sent again count once."""
+    submission_id = request.form.get("submission_id", "")
     if not SUBMISSION_ID.fullmatch(submission_id):
         refuse(_("This form is missing its submission number. Please reload the page and send it again."))
+    return submission_id
+
+
+def _check_proof_of_work() -> None:
+    """From a shared address, a stamp that does not verify is refused; a missing one counts in a stricter bucket."""
     if security.is_shared() and security.stamp_state() == "invalid":
         refuse(_("The anti-spam check of this page did not pass. Please reload the page and send your answers again."))
-    thanks_url = url_for(".thanks", campaign_slug=campaign.slug, form_slug=form.slug)
-    # The sealing script asks for JSON so that it can go to the thank-you page without loading it twice.
-    thanks = jsonify(thanks=thanks_url) if wants_json() else redirect(thanks_url, 303)
-    if body.get("envelope"):
-        fresh = csrf_ok(body.get("csrf_token", ""))
-        if body.get(current_app.config["PAPILLON_HONEYPOT_FIELD"]):
-            return thanks
-        if not fresh:
-            refuse(_("This page has expired. Please reload it and send your answers again."))
-        try:
-            sealed = envelope.parse(body["envelope"], [k.key_id for k in public_keys()], versions=[envelope.VERSION])
-        except envelope.EnvelopeError as exc:
-            refuse(_("The sealed answers were refused: %(reason)s. Nothing was stored.", reason=str(exc)))
-        try:
-            db.store(
-                id=submission_id,
-                campaign=campaign.slug,
-                form=form.slug,
-                sealed_by="browser",
-                envelope=sealed.to_json(),
-            )
-        except SubmissionConflict:
-            return error_response(409)
-        return thanks
-
-    wtf = answers_form(campaign, form)
-    fresh = wtf.validate()
-    if wtf.bot_filled_honeypot():
-        return thanks
-    answers = wtf.answers()
-    valid = wtf.validate_answers(answers)
-    if not fresh:
-        wtf.form_errors.append(_("This page had expired. Please check your answers and send them again."))
-    if not (fresh and valid):
-        return _render_form(campaign, form, wtf, 400)
-    data = envelope.plaintext(answers, form.version, i18n.page_language())
-    sealed = envelope.seal(data, public_keys(), campaign.slug, form.slug)
-    try:
-        db.store(
-            id=submission_id,
-            campaign=campaign.slug,
-            form=form.slug,
-            sealed_by="server",
-            envelope=sealed.to_json(),
-            digest=sent_digest(submission_id, data),
-        )
-    except SubmissionConflict:
-        # Without JavaScript the page comes back with these answers in it and a new number, so nothing is lost.
-        wtf.submission_id.data = new_submission_id()
-        wtf.form_errors.append(STATUS_MESSAGES[409])
-        return _render_form(campaign, form, wtf, 409)
-    return thanks
 
 
 def csrf_ok(token: str) -> bool:
@@ -402,17 +384,84 @@ def csrf_ok(token: str) -> bool:
     return True
 
 
+def _store_sealed(campaign: Campaign, definition: Form, submission_id: str, *, fresh: bool) -> BaseResponse:
+    """The browser's envelope: its shape checked against the organizers' current keys, never opened."""
+    if not fresh:
+        refuse(_("This page has expired. Please reload it and send your answers again."))
+    key_ids = [k.key_id for k in public_keys()]
+    try:
+        sealed = envelope.parse(request.form[SEALED_FIELD], key_ids, versions=[envelope.VERSION])
+    except envelope.EnvelopeError as exc:
+        refuse(_("The sealed answers were refused: %(reason)s. Nothing was stored.", reason=str(exc)))
+    try:
+        db.store(
+            id=submission_id,
+            campaign=campaign.slug,
+            form=definition.slug,
+            sealed_by="browser",
+            envelope=sealed.to_json(),
+        )
+    except SubmissionConflict:
+        refuse(status=409)
+    return _thanks(campaign, definition)
+
+
+def _seal_and_store(
+    campaign: Campaign, definition: Form, wtf: AnswersForm, submission_id: str, *, fresh: bool
+) -> ResponseReturnValue:
+    """The answers of a page without JavaScript: read, checked by the definition's rules, sealed here."""
+    answers = wtf.answers()
+    valid = wtf.validate_answers(answers)
+    if not fresh:
+        wtf.form_errors.append(_("This page had expired. Please check your answers and send them again."))
+    if not (fresh and valid):
+        return _form_again(campaign, definition, wtf, 400)
+    data = envelope.plaintext(answers, definition.version, i18n.page_language())
+    sealed = envelope.seal(data, public_keys(), campaign.slug, definition.slug)
+    try:
+        db.store(
+            id=submission_id,
+            campaign=campaign.slug,
+            form=definition.slug,
+            sealed_by="server",
+            envelope=sealed.to_json(),
+            digest=sent_digest(submission_id, data),
+        )
+    except SubmissionConflict:
+        # The page comes back with these answers in it and a new number, so nothing is lost.
+        wtf.submission_id.data = new_submission_id()
+        wtf.form_errors.append(STATUS_MESSAGES[409])
+        return _form_again(campaign, definition, wtf, 409)
+    return _thanks(campaign, definition)
+
+
+def sent_digest(submission_id: str, plaintext: bytes) -> str:
+    """What a page without JavaScript sent, as an HMAC keyed by its session's CSRF secret: a repeated post gives
+    the same digest, a changed one another, and the key lives in the sender's cookie only, never on the server,
+    so a stored digest cannot be used to guess answers."""
+    secret: str = session[current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token")]
+    return hmac.new(secret.encode(), submission_id.encode() + b"\0" + plaintext, hashlib.sha256).hexdigest()
+
+
+def _thanks(campaign: Campaign, definition: Form) -> BaseResponse:
+    """On to the thank-you page; the sealing script asks for JSON so that it can go there without loading it
+    twice."""
+    thanks_url = url_for(".thanks", campaign_slug=campaign.slug, form_slug=definition.slug)
+    return jsonify(thanks=thanks_url) if wants_json() else redirect(thanks_url, 303)
+
+
 @route("/<campaign_slug>/<form_slug>/thanks", methods=["GET"])
 def thanks(campaign_slug: str, form_slug: str) -> str:
-    campaign, form = _lookup(campaign_slug, form_slug)
-    return render_template("thanks.html", campaign=campaign, form=form)
+    campaign, definition = find_form(campaign_slug, form_slug)
+    return render_template("thanks.html", campaign=campaign, form=definition)
 
 
 @bp.app_url_defaults
-def static_version(endpoint: str, values: dict) -> None:
+def static_version(endpoint: str, values: dict[str, Any]) -> None:
     """A static file's address names its content, so a page never runs with an older cached ``seal.js``."""
-    if endpoint == "static" and "filename" in values:
-        values.setdefault("v", _static_digest(current_app.static_folder, values["filename"]))
+    folder = current_app.static_folder
+    if endpoint == "static" and "filename" in values and folder is not None:
+        values.setdefault("v", _static_digest(folder, values["filename"]))
 
 
 @functools.cache

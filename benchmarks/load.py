@@ -42,13 +42,16 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypedDict, cast
 from urllib.parse import urlencode
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from flask import Flask
 from sqlalchemy import bindparam, create_engine, func, select, text
 from sqlalchemy.engine import Engine, make_url
 
 from app import create_app
+from app.site import site
 from app.storage import Submission, db
 from papillon import envelope, keys
 from tests.browser_support import TYPICAL_ANSWERS, TYPICAL_FORM
@@ -180,6 +183,29 @@ LOADS = [
 ]
 
 
+@dataclass(frozen=True)
+class Pace:
+    """How one wrk run goes: its connections (one per thread), and the seconds and requests each may take."""
+
+    connections: int
+    seconds: int
+    max_requests: int
+
+
+class WrkOutput(TypedDict):
+    """What the wrk script's done() prints after ``RESULT``, summed over its threads."""
+
+    replies: int
+    ok: int
+    refused: int
+    sent: int
+    seconds: float
+    latencies_ms: list[str]  # one string of comma-separated milliseconds per thread
+    statuses: dict[str, int]
+    unanswered: list[str]
+    stopped_itself: bool
+
+
 @dataclass
 class Result:
     """One load's replies over every round, on one server."""
@@ -200,6 +226,18 @@ class Result:
         """The latency below which ``fraction`` of the replies came (nearest rank)."""
         ordered = sorted(self.latencies)
         return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
+
+    def add_run(self, out: WrkOutput) -> None:
+        """Count in one measured run's replies, time and latencies."""
+        self.replies += out["ok"]
+        self.seconds += out["seconds"]
+        self.latencies += [float(ms) for ms in ",".join(out["latencies_ms"]).split(",") if ms]
+
+    def add_rows(self, stored: int, broken: int, broken_stored: int) -> None:
+        """Count in the rows one run stored, as ``check_rows`` found them."""
+        self.stored += stored
+        self.broken += broken
+        self.broken_stored += broken_stored
 
 
 def cpu_ticks() -> dict[int, tuple[int, int]]:
@@ -263,7 +301,7 @@ def loopback(url: str) -> bool:
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        return int(s.getsockname()[1])
 
 
 @contextlib.contextmanager
@@ -299,7 +337,7 @@ def server_env(database_url: str, keys_dir: Path, port: int, workers: int, threa
 
 
 @contextlib.contextmanager
-def gunicorn(env: dict[str, str], port: int, log: Path) -> Iterator[subprocess.Popen]:
+def gunicorn(env: dict[str, str], port: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
     """The shipped gunicorn.conf.py serving wsgi:app until the block ends; stopped, and waited for, always."""
     with log.open("wb") as out:
         process = subprocess.Popen(
@@ -348,47 +386,48 @@ def lua_string(value: str) -> str:
     return f"[==[{value}]==]"
 
 
-def lua_script(
-    load: Load, path: str, pool: list[tuple[str, str]], connections: int, seconds: int, cap: int
-) -> tuple[str, list[str]]:
+def lua_script(load: Load, path: str, pool: list[tuple[str, str]], pace: Pace) -> tuple[str, list[str]]:
     """The wrk script for one run, and the id prefix of each of its threads (a fresh one per run, so a run's rows
     can be counted apart). ``pool`` holds (cookie, body up to the submission id) pairs to cycle through."""
     headers = {"Content-Type": "application/x-www-form-urlencoded"} if load.method == "POST" else {}
     if load.sealed_by == "browser":
         headers["Accept"] = "application/json"  # as seal.js asks
-    prefixes = [secrets.token_hex(4) for _ in range(connections)]
+    prefixes = [secrets.token_hex(4) for _ in range(pace.connections)]
     replace = {
         "@METHOD@": load.method,
         "@PATH@": path,
         "@HEADERS@": "{" + ", ".join(f'["{k}"] = {lua_string(v)}' for k, v in headers.items()) + "}",
         "@POOL@": "{\n" + "".join(f"  {{cookie = {lua_string(c)}, body = {lua_string(b)}}},\n" for c, b in pool) + "}",
         "@PREFIXES@": "{" + ", ".join(f'"{p}"' for p in prefixes) + "}",
-        "@SECONDS@": str(seconds),
-        "@MAX_REQUESTS@": str(cap),
+        "@SECONDS@": str(pace.seconds),
+        "@MAX_REQUESTS@": str(pace.max_requests),
         "@RESULT@": RESULT,
         "@STOPPED@": STOPPED,
     }
     return re.sub("|".join(map(re.escape, replace)), lambda m: replace[m.group()], LUA), prefixes
 
 
-def run_wrk(script: Path, port: int, path: str, connections: int, seconds: int) -> dict:
-    """One wrk run. Its threads stop themselves after ``seconds``, each once its last reply is in; wrk would
+def run_wrk(script: Path, port: int, path: str, pace: Pace) -> WrkOutput:
+    """One wrk run. Its threads stop themselves after ``pace.seconds``, each once its last reply is in; wrk would
     then sleep out its own limit (``GRACE`` later), so it is interrupted as soon as all of them have stopped."""
-    command = ["wrk", "-t", str(connections), "-c", str(connections), "-d", f"{seconds + GRACE}s"]
+    threads = str(pace.connections)
+    command = ["wrk", "-t", threads, "-c", threads, "-d", f"{pace.seconds + GRACE}s"]
     command += ["--timeout", f"{GRACE}s", "-s", str(script), f"http://127.0.0.1:{port}{path}"]
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as wrk:
+        assert wrk.stdout is not None
+        assert wrk.stderr is not None
         lines, stopped = [], 0
         for line in wrk.stdout:
             lines.append(line)
             stopped += line.strip() == STOPPED
-            if stopped == connections:
+            if stopped == pace.connections:
                 wrk.send_signal(signal.SIGINT)  # wrk's own way to end a run early: it still prints its results
         errors = wrk.stderr.read()
         wrk.wait(timeout=GRACE)
     result = next((line for line in lines if line.startswith(RESULT)), None)
     if wrk.returncode != 0 or result is None:
         raise SystemExit(f"wrk failed ({wrk.returncode}):\n{''.join(lines)}\n{errors}")
-    return json.loads(result[len(RESULT) :])
+    return cast("WrkOutput", json.loads(result[len(RESULT) :]))
 
 
 def rows_of(engine: Engine, prefixes: list[str], ids: list[str]) -> tuple[int, int]:
@@ -428,6 +467,8 @@ def one_row_opens(engine: Engine, private: X25519PrivateKey, sealed_by: str, pre
     if row is None:
         raise SystemExit(f"no {sealed_by}-sealed row was stored")
     answers = envelope.open_envelope(envelope.parse(row.envelope), private, row.campaign, row.form)["answers"]
+    if not isinstance(answers, dict):
+        raise SystemExit(f"a {sealed_by}-sealed row opened to no answers")
     # The server's seal also names the fields left empty (an unticked box is False); the page's names those sent.
     sent = {name: answer for name, answer in answers.items() if name in TYPICAL_ANSWERS or answer}
     if sent != TYPICAL_ANSWERS:
@@ -436,12 +477,14 @@ def one_row_opens(engine: Engine, private: X25519PrivateKey, sealed_by: str, pre
 
 def post_bodies(
     tokens: list[tuple[str, dict[str, str]]], sealed: list[str], honeypot: str
-) -> dict[str, list[tuple[str, str]]]:
-    """(cookie, body) pairs for each POST load, each body ending where its fresh submission id goes.
+) -> dict[str | None, list[tuple[str, str]]]:
+    """(cookie, body) pairs for each POST load, by its ``sealed_by``, each body ending where its fresh submission
+    id goes.
 
     The fields are the ones each path really sends: seal.js sends the token, the honeypot, the envelope and
     the id; a browser without JavaScript sends the token, the honeypot, the answers and the id."""
-    plain = urlencode(form_data(TYPICAL_ANSWERS), doseq=True)
+    answers: dict[str, object] = dict(TYPICAL_ANSWERS)
+    plain = urlencode(form_data(answers), doseq=True)
     browser, server = [], []
     for (cookie, hidden), env in zip(tokens, sealed, strict=True):
         page = urlencode({"csrf_token": hidden["csrf_token"], honeypot: ""})
@@ -450,48 +493,61 @@ def post_bodies(
     return {"browser": browser, "server": server}
 
 
+def request_bodies(app: Flask, port: int, form_path: str, connections: int) -> dict[str | None, list[tuple[str, str]]]:
+    """(cookie, body) pairs for each load, by what its rows are sealed by: one empty pair for the GETs; for the
+    POSTs, the cookies and CSRF tokens of real form pages, with answers sealed to the app's keys or left plain."""
+    campaign, form = TYPICAL_FORM
+    tokens = token_pool(port, form_path, 2 * connections)
+    data = envelope.plaintext(TYPICAL_ANSWERS, site(app).campaigns[campaign].forms[form].version, "en")
+    sealed = [envelope.seal(data, site(app).keys, campaign, form).to_json() for _ in tokens]
+    return {None: [("", "")], **post_bodies(tokens, sealed, app.config["PAPILLON_HONEYPOT_FIELD"])}
+
+
+def schema_ready_app(secret_key: str, database_url: str, keys_dir: Path) -> Flask:
+    """The app on ``database_url``, with its tables made: gunicorn's workers find them, the benchmark reads its
+    campaigns and keys."""
+    # A fresh database has no tables until create_schema() makes them: the app warns so, which is no news here.
+    logging.getLogger("app").setLevel(logging.ERROR)
+    app = create_app({"SECRET_KEY": secret_key, "DATABASE_URL": database_url, "PAPILLON_KEYS_DIR": str(keys_dir)})
+    logging.getLogger("app").setLevel(logging.NOTSET)
+    with app.app_context():
+        db.create_schema()
+        db.engine.dispose()
+    return app
+
+
+def key_folder(folder: Path, private: X25519PrivateKey) -> Path:
+    """A keys folder holding only the public half of ``private``, a key made for this run."""
+    folder.mkdir()
+    (folder / "bench.pub").write_text(keys.dumps_public("bench", private.public_key()))
+    return folder
+
+
 def measure(kind: str, database_url: str, args: argparse.Namespace, tmp: Path) -> tuple[list[Result], list[str]]:
     """Every load against one gunicorn on ``database_url``: the results, and what the row counts showed."""
     private = X25519PrivateKey.generate()
-    keys_dir = tmp / "keys"
-    keys_dir.mkdir()
-    (keys_dir / "bench.pub").write_text(keys.dumps_public("bench", private.public_key()))
+    keys_dir = key_folder(tmp / "keys", private)
     port = free_port()
     env = server_env(database_url, keys_dir, port, args.workers, args.threads)
-    # A fresh database has no tables until create_schema() makes them: the app warns so, which is no news here.
-    logging.getLogger("app").setLevel(logging.ERROR)
-    setup = create_app(
-        {"SECRET_KEY": env["SECRET_KEY"], "DATABASE_URL": database_url, "PAPILLON_KEYS_DIR": str(keys_dir)}
-    )
-    logging.getLogger("app").setLevel(logging.NOTSET)
-    with setup.app_context():
-        db.create_schema()
-        db.engine.dispose()
+    setup = schema_ready_app(env["SECRET_KEY"], database_url, keys_dir)
     campaign, form = TYPICAL_FORM
-    version = setup.extensions["papillon.campaigns"][campaign].forms[form].version
-    public_keys = setup.extensions["papillon.keys"]
     form_path = f"/{campaign}/{form}"
     engine = create_engine(database_url)
     try:
         with gunicorn(env, port, tmp / "gunicorn.log") as server:
             others = Bystanders({os.getpgid(0), server.pid}, engine)
-            tokens = token_pool(port, form_path, 2 * args.connections)
-            data = envelope.plaintext(TYPICAL_ANSWERS, version, "en")
-            sealed = [envelope.seal(data, public_keys, campaign, form).to_json() for _ in tokens]
-            bodies = {None: [("", "")], **post_bodies(tokens, sealed, setup.config["PAPILLON_HONEYPOT_FIELD"])}
+            bodies = request_bodies(setup, port, form_path, args.connections)
             results = [Result(load) for load in LOADS]
             for round_ in range(args.rounds + 1):  # round 0 warms up: its numbers and rows are left aside
                 for result in results:
                     load = result.load
                     path = "/healthz" if load.name == "GET /healthz" else form_path
-                    seconds = args.seconds if round_ else args.warmup
-                    source, prefixes = lua_script(
-                        load, path, bodies[load.sealed_by], args.connections, seconds, args.max_requests
-                    )
+                    pace = Pace(args.connections, args.seconds if round_ else args.warmup, args.max_requests)
+                    source, prefixes = lua_script(load, path, bodies[load.sealed_by], pace)
                     script = tmp / f"round-{round_}-{LOADS.index(load)}.lua"
                     script.write_text(source)
                     with others.watching():
-                        out = run_wrk(script, port, path, args.connections, seconds)
+                        out = run_wrk(script, port, path, pace)
                     if not round_:
                         continue
                     if out["refused"] or not out["stopped_itself"]:
@@ -499,31 +555,32 @@ def measure(kind: str, database_url: str, args: argparse.Namespace, tmp: Path) -
                             f"{kind}, {load.name}: some requests were refused, or not answered within {GRACE} s "
                             f"of the end (is the machine busy?): {out}"
                         )
-                    result.replies += out["ok"]
-                    result.seconds += out["seconds"]
-                    result.latencies += [float(ms) for ms in ",".join(out["latencies_ms"]).split(",") if ms]
+                    result.add_run(out)
                     if load.sealed_by:
-                        stored, broken, broken_stored = check_rows(kind, load, out, prefixes, engine)
-                        result.stored += stored
-                        result.broken += broken
-                        result.broken_stored += broken_stored
+                        result.add_rows(*check_rows(kind, load, out, prefixes, engine))
                         one_row_opens(engine, private, load.sealed_by, prefixes)
-            checks = [
-                f"{kind}, {r.load.name}: {r.stored} rows stored = {r.replies} 2xx/3xx replies counted by wrk"
-                + (f" + {r.broken_stored} of {r.broken} requests whose connection broke" if r.broken else "")
-                for r in results
-                if r.load.sealed_by
-            ]
-            checks.append(
-                f"{kind}: the rest of the machine used {others.cores:.0%} of one core while wrk ran"
-                + (" (more than 10%: run again when the machine is quiet)" if others.cores > 0.1 else "")
-            )
+            checks = row_checks(kind, results, others)
     finally:
         engine.dispose()
     return results, checks
 
 
-def check_rows(kind: str, load: Load, out: dict, prefixes: list[str], engine: Engine) -> tuple[int, int, int]:
+def row_checks(kind: str, results: list[Result], others: Bystanders) -> list[str]:
+    """What the row counts showed for each POST load, and how busy the rest of the machine was meanwhile."""
+    checks = [
+        f"{kind}, {r.load.name}: {r.stored} rows stored = {r.replies} 2xx/3xx replies counted by wrk"
+        + (f" + {r.broken_stored} of {r.broken} requests whose connection broke" if r.broken else "")
+        for r in results
+        if r.load.sealed_by
+    ]
+    checks.append(
+        f"{kind}: the rest of the machine used {others.cores:.0%} of one core while wrk ran"
+        + (" (more than 10%: run again when the machine is quiet)" if others.cores > 0.1 else "")
+    )
+    return checks
+
+
+def check_rows(kind: str, load: Load, out: WrkOutput, prefixes: list[str], engine: Engine) -> tuple[int, int, int]:
     """The rows one run stored, which must be the replies wrk counted, plus any request whose connection broke
     after its answer was stored and before wrk read it (anything else stops the benchmark); how many broke, and
     how many of those were stored."""

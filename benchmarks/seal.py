@@ -13,6 +13,7 @@ import json
 import secrets
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
@@ -20,6 +21,7 @@ from flask import Flask
 from playwright.sync_api import sync_playwright
 
 from app import create_app
+from app.site import site
 from app.storage import db
 from papillon import envelope, keys
 from tests.browser_support import (
@@ -55,11 +57,11 @@ def bench_app(folder: Path, private: X25519PrivateKey) -> Flask:
     return app
 
 
-def server_seal_times(app, answers: dict, runs: int, warmup: int) -> list[float]:
+def server_seal_times(app: Flask, answers: Mapping[str, object], runs: int, warmup: int) -> list[float]:
     """The no-JavaScript path: the server pads and seals the same answers to the same keys."""
     campaign, form = TYPICAL_FORM
-    definition = app.extensions["papillon.campaigns"][campaign].forms[form]
-    public_keys = app.extensions["papillon.keys"]
+    definition = site(app).campaigns[campaign].forms[form]
+    public_keys = site(app).keys
     times = []
     for i in range(warmup + runs):
         start = time.perf_counter()
@@ -92,7 +94,7 @@ def main(argv: list[str] | None = None) -> None:
                 browser.close()
 
         # The last envelope must open: a fast seal that does not open measures nothing.
-        sealed = envelope.parse(result["envelope"], [k.key_id for k in app.extensions["papillon.keys"]])
+        sealed = envelope.parse(result["envelope"], [k.key_id for k in site(app).keys])
         doc = envelope.open_envelope(sealed, private, campaign, form)
         if doc["answers"] != TYPICAL_ANSWERS:
             raise SystemExit("the browser's envelope did not open to the answers it was given")

@@ -16,6 +16,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from flask import Flask
+from playwright.sync_api import Browser, BrowserContext, Playwright
+from playwright.sync_api import Request as PlaywrightRequest
 from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
@@ -50,7 +52,7 @@ def chromium_path() -> str:
     return path
 
 
-def launch_chromium(playwright):
+def launch_chromium(playwright: Playwright) -> Browser:
     """Headless Chromium from the system (Playwright's own download is not used)."""
     return playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
 
@@ -112,13 +114,13 @@ class PageLog:
     console: list[tuple[str, str, str]] = field(default_factory=list)  # type, text, url of the source
     page_errors: list[str] = field(default_factory=list)
 
-    def attach(self, context) -> None:
+    def attach(self, context: BrowserContext) -> None:
         context.on("request", self._on_request)
         context.on("response", lambda r: self.responses.append((r.request.method, r.url, r.status)))
         context.on("console", lambda m: self.console.append((m.type, m.text, m.location.get("url", ""))))
         context.on("weberror", lambda e: self.page_errors.append(str(e.error)))
 
-    def _on_request(self, request) -> None:
+    def _on_request(self, request: PlaywrightRequest) -> None:
         try:
             body = request.post_data_buffer
         except Exception:  # a body Playwright cannot read is recorded as unreadable

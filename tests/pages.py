@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,10 +20,13 @@ SHEET_LINE = re.compile(r"^\d{2}  .*  ..$")  # a numbered line of a paper recove
 
 def form_tokens(html: str) -> dict[str, str]:
     """The hidden values a real page carries: the CSRF token and the submission id."""
-    return {"csrf_token": TOKEN.search(html).group(1), "submission_id": SUBMISSION.search(html).group(1)}
+    token, submission = TOKEN.search(html), SUBMISSION.search(html)
+    assert token is not None, "the page carries no CSRF token"
+    assert submission is not None, "the page carries no submission id"
+    return {"csrf_token": token.group(1), "submission_id": submission.group(1)}
 
 
-def form_data(answers: dict[str, object]) -> dict[str, object]:
+def form_data(answers: Mapping[str, object]) -> dict[str, object]:
     """Answers as a browser posts them: a ticked box as "y", an unticked one left out, a list as repeated values."""
     data: dict[str, object] = {}
     for name, value in answers.items():

@@ -32,6 +32,7 @@ from pages import CAMPAIGNS, decrypt_args
 from playwright.sync_api import Browser, Page, Route, expect
 
 from app import create_app, pow, security
+from app.site import site
 from app.storage import db
 from papillon import campaigns as c
 from papillon import envelope, keys
@@ -103,7 +104,7 @@ def typed_value(f: c.Field) -> str:
 
 
 def plan_for(app: Flask, campaign: str, form: str, leave_empty: str | None = None) -> Plan:
-    plan = Plan(campaign, app.extensions["papillon.campaigns"][campaign].forms[form])
+    plan = Plan(campaign, site(app).campaigns[campaign].forms[form])
     for f in plan.form.fields:
         if f.name == leave_empty:
             continue
@@ -217,7 +218,7 @@ def assert_stored(app: Flask, plan: Plan, submission_id: str, sealed_by: str, or
     [row] = rows(app)
     assert (row.id, row.campaign, row.form, row.sealed_by) == (submission_id, plan.campaign, plan.form.slug, sealed_by)
     doc = open_row(row, organizer_key)
-    locale = app.extensions["papillon.campaigns"][plan.campaign].language
+    locale = site(app).campaigns[plan.campaign].language
     assert doc == {"answers": plan.expected, "form_version": plan.form.version, "locale": locale}
     return row
 
@@ -348,7 +349,7 @@ def test_without_webcrypto_x25519_the_page_says_so_and_the_server_seals(
 def test_browser_validation_keeps_an_incomplete_form_on_the_page_and_sends_nothing(
     app, live_server, open_page, campaign, form
 ):
-    definition = app.extensions["papillon.campaigns"][campaign].forms[form]
+    definition = site(app).campaigns[campaign].forms[form]
     # A multiple-choice field has no HTML constraint for "at least one"; the server checks that.
     missing = next((f.name for f in definition.fields if f.required and f.type != c.MULTIPLE_CHOICE), None)
     if missing is None:
@@ -374,7 +375,7 @@ def test_browser_validation_keeps_an_incomplete_form_on_the_page_and_sends_nothi
 def test_server_refusal_is_shown_and_the_typed_answers_stay_in_the_form(app, live_server, open_page, campaign, form):
     """A page carrying a key the server does not hold (say, loaded before a key rotation) is refused, visibly."""
     plan = plan_for(app, campaign, form)
-    [real] = app.extensions["papillon.keys"]
+    [real] = site(app).keys
     stranger = keys.PublicKey("stranger", keys.raw_public_bytes(X25519PrivateKey.generate().public_key()))
     swapped = []
 
@@ -388,7 +389,8 @@ def test_server_refusal_is_shown_and_the_typed_answers_stay_in_the_form(app, liv
     page, log = open_page()
     page.route(f"{live_server}{plan.path}", swap_key)
     page.goto(plan.path)
-    assert swapped and swapped[0], "the page's sealing config did not carry the organizer key"
+    assert swapped, "the page's sealing config did not carry the organizer key"
+    assert swapped[0], "the page's sealing config did not carry the organizer key"
     wait_for_sealing(page)
     fill(page, plan)
     page.locator("form.answers button[type=submit]").click()
@@ -413,13 +415,11 @@ def test_the_browsers_own_check_speaks_the_page_language_with_the_servers_words(
     page.locator("form.answers button[type=submit]").click()
     shown = page.locator("#name").evaluate("e => e.validationMessage")
     with app.test_request_context("/ko/petition/sign"):
-        form = app.extensions["papillon.localized"]["petition", "ko"].forms["sign"]
+        form = site(app).localized["petition", "ko"].forms["sign"]
         korean = field_messages(form, "ko")["name"]["missing"]
         choose = field_messages(form, "ko")["signing_as"]["missing"]
     with app.test_request_context("/en/petition/sign"):
-        english = field_messages(app.extensions["papillon.campaigns"]["petition"].forms["sign"], "en")["name"][
-            "missing"
-        ]
+        english = field_messages(site(app).campaigns["petition"].forms["sign"], "en")["name"]["missing"]
     assert shown == korean != english
     page.locator("#name").fill("Ada")
     assert page.locator("#name").evaluate("e => e.validity.valid") is True
@@ -453,7 +453,8 @@ def test_a_lost_connection_and_a_busy_server_are_retried_with_the_same_envelope_
     submission_id = page.locator("input[name=submission_id]").input_value()
     fill(page, plan)
     submit_and_land(page, plan, live_server)
-    assert len(sent) == 3 and len(set(sent)) == 1, "every try carried the very same id and envelope"
+    assert len(sent) == 3
+    assert len(set(sent)) == 1, "every try carried the very same id and envelope"
     assert_stored(app, plan, submission_id, "browser", organizer_key)
 
 
@@ -508,7 +509,8 @@ def test_sending_the_same_answers_again_reuses_their_envelope_and_changed_answer
     button.click()
     expect(page.locator("#seal-status")).to_contain_text("refused")
     assert len(bodies) == 3
-    assert bodies[0] == bodies[1] and bodies[2] != bodies[0]
+    assert bodies[0] == bodies[1]
+    assert bodies[2] != bodies[0]
 
 
 # --- every page: strict CSP, no violation, no error, a quick exit ----------------------------------------------
@@ -516,7 +518,7 @@ def test_sending_the_same_answers_again_reuses_their_envelope_and_changed_answer
 
 def test_every_page_has_a_strict_csp_no_violation_no_js_error_and_a_quick_exit_link(app, live_server, open_page):
     paths = ["/"]
-    for campaign in app.extensions["papillon.campaigns"].values():
+    for campaign in site(app).campaigns.values():
         paths.append(f"/{campaign.slug}/")
         for form in campaign.forms.values():
             paths += [f"/{campaign.slug}/{form.slug}", f"/{campaign.slug}/{form.slug}/thanks"]
@@ -553,7 +555,7 @@ def test_in_page_sealing_time_is_reported_and_the_script_fits_its_gzip_budget(
     page.goto(f"/{campaign}/{form}")
     wait_for_sealing(page)
     result = page.evaluate(TIME_BUILD_ENVELOPE, [answers, 30, 5])
-    sealed = envelope.parse(result["envelope"], [k.key_id for k in app.extensions["papillon.keys"]])
+    sealed = envelope.parse(result["envelope"], [k.key_id for k in site(app).keys])
     doc = envelope.open_envelope(sealed, organizer_key, campaign, form)
     assert doc["answers"] == answers
     assert sealed.padded_length == len(envelope.plaintext(answers, 1, "en")) == 1024

@@ -188,7 +188,7 @@ def test_a_failed_write_leaves_an_existing_file_untouched(tmp_path, monkeypatch)
         raise OSError(5, "Input/output error")
 
     monkeypatch.setattr(os, "replace", broken_replace)
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match="Input/output error"):
         bundle.write(path, records(), created_on="2026-03-04", key_ids=[], campaigns={})
     assert path.read_bytes() == b"previous bundle"
     assert [p.name for p in tmp_path.iterdir()] == ["export.papillon"]

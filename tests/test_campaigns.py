@@ -206,7 +206,8 @@ def test_both_sign_forms_ask_before_listing_a_signer_and_list_only_name_and_orga
     assert form.publish_consent == "list_my_name"
     assert form.publish == ("name", organization)
     consent = next(f for f in form.fields if f.name == "list_my_name")
-    assert consent.type == c.CONSENT and not consent.required
+    assert consent.type == c.CONSENT
+    assert not consent.required
     answers = {"name": "Ada", organization: "Butterfly", "email": "ada@example.org", "phone": "555 0101"}
     assert form.published(answers) is None
     assert form.published({**answers, "list_my_name": True}) == {"name": "Ada", organization: "Butterfly"}
@@ -456,7 +457,8 @@ def test_every_shipped_campaign_is_translated_into_every_language(shipped, tag):
         assert tag in campaign.translations, f"{campaign.slug}.{tag}.toml is missing"
         assert campaign.untranslated(tag) == [], campaign.slug
         texts = campaign.translations[tag].texts
-        assert texts["title"] != campaign.title and texts["body"] != campaign.body, f"{campaign.slug}.{tag}.toml"
+        assert texts["title"] != campaign.title, f"{campaign.slug}.{tag}.toml"
+        assert texts["body"] != campaign.body, f"{campaign.slug}.{tag}.toml"
 
 
 # The shipped translation files a fluent speaker has checked, text by text. A file goes in only once that is done,
@@ -505,14 +507,16 @@ def test_a_translation_changes_words_and_never_ids_names_or_rules(tmp_path):
     campaign = c.load_dir(tmp_path)["demo"]
     french = campaign.localized("fr")
     assert (french.title, french.language, french.reviewed) == ("Démo", "fr", False)
-    assert french.body == campaign.body and french.body_language == "en"
+    assert french.body == campaign.body
+    assert french.body_language == "en"
     form, original = french.forms["sign"], campaign.forms["sign"]
     assert [(f.name, f.type, f.required, f.max_length) for f in form.fields] == [
         (f.name, f.type, f.required, f.max_length) for f in original.fields
     ]
     pick = form.fields[1]
     assert [(ch.id, ch.label) for ch in pick.choices] == [("yes", "Oui"), ("no", "No")]
-    assert pick.check("yes") is None and pick.check("Oui") == "Please choose from the list."
+    assert pick.check("yes") is None
+    assert pick.check("Oui") == "Please choose from the list."
     assert campaign.localized("ko") is campaign
 
 

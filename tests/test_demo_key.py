@@ -32,7 +32,9 @@ def test_the_demo_key_stops_the_app_with_a_message_that_says_how_to_replace_it(c
     with pytest.raises(StartupError) as err:
         create_app(config)
     message = str(err.value)
-    assert "demo key" in message and "scripts/keygen.py" in message and str(demo_keys_dir) in message
+    assert "demo key" in message
+    assert "scripts/keygen.py" in message
+    assert str(demo_keys_dir) in message
 
 
 def test_the_demo_key_is_accepted_only_when_allowed_and_every_page_then_says_so(config, demo_keys_dir):

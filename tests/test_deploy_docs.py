@@ -42,6 +42,7 @@ from test_gunicorn import stop
 
 from app import create_app
 from app.config import Defaults
+from app.site import site
 from app.storage import db
 from papillon import envelope
 
@@ -221,7 +222,8 @@ def test_nginx_accepts_the_guide_s_sites(tmp_path: Path, several: bool) -> None:
     nginx = tool("nginx", "nginx-light")
     checked = run(nginx, "-t", "-c", str(nginx_files(tmp_path, several)))
     assert checked.returncode == 0, checked.stderr
-    assert "[warn]" not in checked.stderr and "[emerg]" not in checked.stderr, checked.stderr
+    assert "[warn]" not in checked.stderr, checked.stderr
+    assert "[emerg]" not in checked.stderr, checked.stderr
 
 
 def test_the_nginx_sites_keep_no_access_log_compress_nothing_and_name_the_onion() -> None:
@@ -395,7 +397,8 @@ def test_postgresql_knows_every_setting_the_guide_gives_and_accepts_each_value()
         pytest.fail(f"PostgreSQL is not reachable at {POSTGRES_URL} ({exc})", pytrace=False)
     finally:
         engine.dispose()
-    assert "%h" not in settings["log_line_prefix"] and "%r" not in settings["log_line_prefix"]
+    assert "%h" not in settings["log_line_prefix"]
+    assert "%r" not in settings["log_line_prefix"]
 
 
 def test_the_guide_s_role_may_make_the_tables_store_and_purge_and_nothing_more(
@@ -404,7 +407,7 @@ def test_the_guide_s_role_may_make_the_tables_store_and_purge_and_nothing_more(
     app = create_app({"SECRET_KEY": "x", "DATABASE_URL": guide_postgres.url, "PAPILLON_KEYS_DIR": str(keys_dir)})
     with app.app_context():
         db.create_schema()
-        sealed = envelope.seal(b"{}", app.extensions["papillon.keys"], "open-letter", "sign").to_json()
+        sealed = envelope.seal(b"{}", site(app).keys, "open-letter", "sign").to_json()
         db.store(id=uuid.uuid4().hex, campaign="open-letter", form="sign", sealed_by="server", envelope=sealed)
         db.mark_exported([row.id for row in db.unexported()])
         assert db.purge() == 1  # CLUSTER, which only the table's owner may run
@@ -480,7 +483,8 @@ def test_the_limiter_counts_in_the_guide_s_redis_and_nothing_reaches_its_disk(
         data = {**form_tokens(page.get_data(as_text=True)), "what_happened": "x"}
         statuses.append(client.post("/petition/testimony", data=data).status_code)
     assert statuses == [303, 303, 429]
-    assert not list(guide_redis.folder.glob("*.rdb")) and not list(guide_redis.folder.glob("appendonly*"))
+    assert not list(guide_redis.folder.glob("*.rdb"))
+    assert not list(guide_redis.folder.glob("appendonly*"))
 
 
 # --- gunicorn under MemoryDenyWriteExecute ---------------------------------------------------------
@@ -610,7 +614,7 @@ def test_gunicorn_serves_pages_and_both_kinds_of_post_under_memory_deny_write_ex
     )
     for name in ("WEB_CONCURRENCY", "TRUSTED_HOSTS", "FORWARDED_ALLOW_IPS"):
         env.pop(name, None)
-    definition = setup.extensions["papillon.campaigns"]["open-letter"].forms["sign"]
+    definition = site(setup).campaigns["open-letter"].forms["sign"]
     with gunicorn_under_mdwe(env, port, tmp_path / "gunicorn.log"):
         status, headers, page = exchange(port, "GET", "/open-letter/sign")
         assert status == 200
@@ -623,7 +627,7 @@ def test_gunicorn_serves_pages_and_both_kinds_of_post_under_memory_deny_write_ex
         hidden = form_tokens(page)
         ids.append(hidden["submission_id"])
         data = envelope.plaintext(TYPICAL_ANSWERS, definition.version, "en")
-        sealed = envelope.seal(data, setup.extensions["papillon.keys"], "open-letter", "sign").to_json()
+        sealed = envelope.seal(data, site(setup).keys, "open-letter", "sign").to_json()
         body = urlencode({**hidden, "envelope": sealed})
         reply = exchange(
             port,
@@ -635,7 +639,8 @@ def test_gunicorn_serves_pages_and_both_kinds_of_post_under_memory_deny_write_ex
         )
         assert reply[0] == 200, reply[2][:500]
     logged = (tmp_path / "gunicorn.log").read_text()
-    assert "Traceback" not in logged and "MemoryError" not in logged, logged
+    assert "Traceback" not in logged, logged
+    assert "MemoryError" not in logged, logged
     with setup.app_context():
         rows = {row.id: row for row in db.unexported() if row.id in ids}
         db.engine.dispose()

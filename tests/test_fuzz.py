@@ -19,6 +19,7 @@ from pages import form_tokens
 from sqlalchemy import select
 
 from app.config import Defaults
+from app.site import site
 from app.storage import Submission, db
 from papillon import campaigns, envelope
 from papillon.campaigns import CONSENT, EMAIL, LONG_TEXT, MULTIPLE_CHOICE, PHONE, POSTAL_CODE, SINGLE_CHOICE, Form
@@ -84,7 +85,7 @@ def sealed_envelope(app: Flask, campaign: str, form: str, answers: dict | None =
     c = CAMPAIGNS[campaign]
     f = c.forms[form]
     data = envelope.plaintext(answers if answers is not None else {}, f.version, c.language)
-    return envelope.seal(data, app.extensions["papillon.keys"], campaign, form).to_json()
+    return envelope.seal(data, site(app).keys, campaign, form).to_json()
 
 
 def tamper(text: str, change: Callable[[dict], None]) -> str:
@@ -96,7 +97,7 @@ def tamper(text: str, change: Callable[[dict], None]) -> str:
 def test_the_only_post_route_is_the_form(app: Flask) -> None:
     """If another POST route appears, the fuzzing below must be taught to reach it."""
     posts = {rule.endpoint for rule in app.url_map.iter_rules() if "POST" in (rule.methods or ())}
-    assert posts == {"public.form"}
+    assert posts == {"public.receive_form"}
 
 
 # A table of malformed posts. Each builder gets (app, csrf token, a fresh submission id) and returns

@@ -30,7 +30,8 @@ def test_the_kit_holds_the_scripts_their_formats_and_wheels_pinned_by_hash(offli
     }
     assert not list((kit / "papillon").glob("*.toml"))  # formats only; no web app, no campaign of the server
     pins = [PIN.fullmatch(line) for line in (kit / "requirements.txt").read_text().splitlines()]
-    assert pins and all(pins)
+    assert pins
+    assert all(pins)
     digests = {hashlib.sha256(wheel.read_bytes()).hexdigest(): wheel.name for wheel in (kit / "wheels").iterdir()}
     assert {pin.group(3) for pin in pins} == set(digests)
     for pin in pins:
@@ -51,20 +52,23 @@ def test_a_wheel_changed_on_the_way_is_refused_by_its_hash(offline_kit: Laptop, 
         cwd=tmp_path,
     )
     assert fetched.returncode != 0
-    assert "DO NOT MATCH THE HASHES" in fetched.stderr and changed.name in fetched.stderr
+    assert "DO NOT MATCH THE HASHES" in fetched.stderr
+    assert changed.name in fetched.stderr
 
 
 def test_the_kit_environment_has_the_two_libraries_no_flask_and_no_network(offline_kit: Laptop, tmp_path: Path) -> None:
     assert offline_kit.run("-c", "import cryptography, nacl", cwd=tmp_path).returncode == 0
     flask = offline_kit.run("-c", "import flask", cwd=tmp_path)
-    assert flask.returncode != 0 and "No module named 'flask'" in flask.stderr
+    assert flask.returncode != 0
+    assert "No module named 'flask'" in flask.stderr
     with socket.create_server(("127.0.0.1", 0)) as listener:
         port = listener.getsockname()[1]
         socket.create_connection(("127.0.0.1", port), timeout=5).close()  # open to this machine's own programs
         reach = offline_kit.run(
             "-c", f"import socket; socket.create_connection(('127.0.0.1', {port}), 5)", cwd=tmp_path
         )
-    assert reach.returncode != 0 and "OSError" in reach.stderr, reach.stderr
+    assert reach.returncode != 0, reach.stderr
+    assert "OSError" in reach.stderr, reach.stderr
 
 
 def test_the_kit_makes_a_key_with_its_sheet_and_restores_it_with_no_network(
@@ -124,6 +128,7 @@ def test_building_a_kit_never_reinstalls_the_dev_environment(tmp_path: Path) -> 
     args = ["make", "-n", "-W", "pyproject.toml", f"VENV={venv}", f"KIT={tmp_path / 'kit'}", "offline-kit"]
     planned = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, check=True).stdout
     assert "pip download" in planned
-    assert "-m venv" not in planned and "pip install" not in planned
+    assert "-m venv" not in planned
+    assert "pip install" not in planned
     (venv / ".installed").unlink()
     assert "-m venv" in subprocess.run(args, cwd=ROOT, capture_output=True, text=True, check=True).stdout

@@ -67,7 +67,8 @@ def test_a_found_sheet_opens_nothing_without_the_passphrase(keygen, laptop):
     key = keys.loads_private((laptop / "keys" / "butterfly.key").read_text(), PASSPHRASE.encode())
     raw = key.key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
     sheet = (laptop / "sheet.txt").read_text()
-    assert raw.hex() not in sheet.lower() and base64.b64encode(raw).decode() not in sheet
+    assert raw.hex() not in sheet.lower()
+    assert base64.b64encode(raw).decode() not in sheet
     assert paper._b32(raw) not in sheet.replace(" ", "").replace("\n", "")
     assert restore(keygen, laptop, typed_sheet(sheet)) == 0
     with pytest.raises(keys.KeyFileError, match="wrong passphrase"):
@@ -80,7 +81,8 @@ def test_a_typing_mistake_is_reported_with_its_line_and_writes_nothing(keygen, l
     lines[6] = f"{number} {groups[:3]}{'z' if groups[3] != 'z' else 'y'}{groups[4:]}"
     assert restore(keygen, laptop, "\n".join(lines)) == 2
     err = capsys.readouterr().err
-    assert "line 07: a character is mistyped" in err and "passphrase" not in err
+    assert "line 07: a character is mistyped" in err
+    assert "passphrase" not in err
     assert not (laptop / "back").exists()
 
 
@@ -117,7 +119,8 @@ def test_a_line_that_cannot_be_read_is_named_and_not_called_missing(keygen, lapt
     lines[at] = garble(lines[at])
     assert restore(keygen, laptop, "\n".join(lines)) == 2
     err = capsys.readouterr().err
-    assert message in err and "missing" not in err
+    assert message in err
+    assert "missing" not in err
     assert not (laptop / "back").exists()
 
 
@@ -193,7 +196,8 @@ def test_the_vector_sheet_follows_the_format_security_md_describes():
     sealed = keys.sealed_contents(json.dumps(VECTOR["key_file"]))
     assert sealed.to_bytes(paper.MAGIC).hex() == VECTOR["payload"]
     assert sheet_as_described(sealed) == VECTOR["lines"]
-    assert len(VECTOR["lines"]) == 12 and VECTOR["lines"][-2] == "11  EKKEE XCKA8  PW"  # 210 characters: 10 x 20 + 10
+    assert len(VECTOR["lines"]) == 12
+    assert VECTOR["lines"][-2] == "11  EKKEE XCKA8  PW"
     opened = keys.loads_private(json.dumps(VECTOR["key_file"]), VECTOR["passphrase"].encode())
     assert opened.fingerprint == VECTOR["fingerprint"]
 

@@ -54,7 +54,7 @@ def test_a_nonce_that_is_not_a_short_decimal_is_refused_before_any_work(nonce: s
     assert not pow.verify(b"challenge", nonce, 0, 1)
 
 
-@pytest.mark.parametrize("digest,bits", [("00" * 32, 256), ("80" + "00" * 31, 0), ("0001" + "ff" * 30, 15)])
+@pytest.mark.parametrize(("digest", "bits"), [("00" * 32, 256), ("80" + "00" * 31, 0), ("0001" + "ff" * 30, 15)])
 def test_zero_bits_are_counted_alike_in_python_and_in_the_page(digest: str, bits: int) -> None:
     assert pow.leading_zero_bits(bytes.fromhex(digest)) == bits
     assert run_node("envelope.js", {"command": "zero_bits", "digests": [digest]}) == [bits]

@@ -14,6 +14,7 @@ import pytest
 from pages import CAMPAIGNS, decrypt_args, form_data, form_tokens
 from sqlalchemy.engine import make_url
 
+from app.site import site
 from app.storage import db
 from papillon import bundle
 from papillon import campaigns as c
@@ -82,7 +83,7 @@ def test_answers_to_every_form_come_out_on_the_laptop_and_nowhere_else(
 ):
     assert len(NEEDLES) >= 15
     for (campaign, form), answers in TYPED.items():
-        definition = app.extensions["papillon.campaigns"][campaign].forms[form]
+        definition = site(app).campaigns[campaign].forms[form]
         assert definition.check(answers) == {}, (campaign, form)
         assert set(answers) == {f.name for f in definition.fields}
         response = submit(campaign, form, answers)
@@ -105,7 +106,7 @@ def test_answers_to_every_form_come_out_on_the_laptop_and_nowhere_else(
     code = decrypt.main(decrypt_args(export, organizer_key_file, out))
     assert code == 0
     for (campaign, form), answers in TYPED.items():
-        definition = app.extensions["papillon.campaigns"][campaign].forms[form]
+        definition = site(app).campaigns[campaign].forms[form]
         with (out / f"{campaign}-{form}.csv").open(encoding="utf-8-sig", newline="") as fh:
             header, *rows = list(csv.reader(fh))
         assert len(rows) == 1
@@ -175,7 +176,7 @@ def test_a_korean_and_an_english_submission_of_the_same_choices_open_to_the_same
     by_language = {row["Language"]: row for row in (dict(zip(header, r, strict=True)) for r in rows)}
     assert sorted(by_language) == ["en", "ko"]
     korean, english = by_language["ko"], by_language["en"]
-    sign = app.extensions["papillon.campaigns"]["petition"].forms["sign"]
+    sign = site(app).campaigns["petition"].forms["sign"]
     choices = [f.label for f in sign.fields if f.choices or f.type == c.CONSENT]
     assert [korean[label] for label in choices] == [english[label] for label in choices]
     assert [english[label] for label in choices] == ["An organization", "Health; Other", "Quebec", "yes"]

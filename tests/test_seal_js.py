@@ -425,7 +425,8 @@ def test_page_fails_closed_when_sealing_fails(organizers: list[X25519PrivateKey]
 
 def test_script_works_under_the_sites_content_security_policy() -> None:
     source = SEAL_JS.read_text(encoding="utf-8")
-    assert source.startswith("//") and '"use strict";' in source
+    assert source.startswith("//")
+    assert '"use strict";' in source
     for forbidden in (
         "innerHTML",
         "outerHTML",

@@ -112,7 +112,8 @@ def test_two_staff_members_run_the_whole_staff_side_offline(
 
     # The form shows both fingerprints; people sign, some agreeing to be listed, and one sends a testimony.
     page = client.get("/petition/sign").get_data(as_text=True)
-    assert ana_fingerprint in page and fingerprint(bo, "bo") in page
+    assert ana_fingerprint in page
+    assert fingerprint(bo, "bo") in page
     for answers in [*LISTED, *UNLISTED]:
         assert submit("petition", "sign", answers).status_code == 303
     assert submit("petition", "testimony", TESTIMONY).status_code == 303
@@ -142,14 +143,16 @@ def test_two_staff_members_run_the_whole_staff_side_offline(
     # A damaged copy is refused whole; --salvage opens what is intact and names the damage.
     damaged, damaged_id = damaged_copy(exported, "testimony")
     refused = decrypt(offline_kit, bo, "bo", damaged, "from-damaged")
-    assert refused.returncode == 2 and "checksum mismatch" in refused.stderr, refused.stderr
+    assert refused.returncode == 2, refused.stderr
+    assert "checksum mismatch" in refused.stderr, refused.stderr
     assert not (bo / "from-damaged").exists()
     salvaged = decrypt(offline_kit, bo, "bo", damaged, "salvaged", "--salvage")
     assert salvaged.returncode == 1, salvaged.stderr
     assert rows(bo / "salvaged")["petition-sign.csv"] == sheets["petition-sign.csv"]
     assert "petition-testimony.csv" not in rows(bo / "salvaged")
     summary = (bo / "salvaged" / "summary.txt").read_text(encoding="utf-8")
-    assert "checksum mismatch" in summary and f"{damaged_id} (petition/testimony)" in summary
+    assert "checksum mismatch" in summary
+    assert f"{damaged_id} (petition/testimony)" in summary
 
     # The report opens in the laptop's browser with its charts, and asks for nothing but itself.
     report = (ana / "answers" / "report.html").as_uri()
@@ -157,7 +160,8 @@ def test_two_staff_members_run_the_whole_staff_side_offline(
     requests = []
     view.on("request", lambda r: requests.append(r.url))
     view.goto(report)
-    assert view.locator("svg").count() >= 1 and view.locator("svg rect").count() >= 1
+    assert view.locator("svg").count() >= 1
+    assert view.locator("svg rect").count() >= 1
     assert requests == [report]
     view.close()
 
@@ -166,5 +170,8 @@ def test_two_staff_members_run_the_whole_staff_side_offline(
     assert result.exit_code == 0, result.output
     campaign = client.get("/petition/").get_data(as_text=True)
     assert f"{len(LISTED) + len(UNLISTED)} signatures so far" in campaign
-    assert "<li>Zqv Listed Lin, Butterfly</li>" in campaign and "<li>Zqv Listed Álvarez</li>" in campaign
-    assert "Quiet" not in campaign and "example.org" not in campaign and "0199" not in campaign
+    assert "<li>Zqv Listed Lin, Butterfly</li>" in campaign
+    assert "<li>Zqv Listed Álvarez</li>" in campaign
+    assert "Quiet" not in campaign
+    assert "example.org" not in campaign
+    assert "0199" not in campaign

@@ -22,7 +22,10 @@ def config(connection: Connection) -> Config:
 
 def head() -> str:
     """The revision this version of Papillon's models was written for."""
-    return ScriptDirectory(str(HERE)).get_current_head()
+    revision = ScriptDirectory(str(HERE)).get_current_head()
+    if revision is None:
+        raise RuntimeError(f"no revision in {HERE / 'versions'}: this copy of Papillon is incomplete")
+    return revision
 
 
 def known(revision: str) -> bool:
@@ -36,4 +39,5 @@ def current(connection: Connection) -> str | None:
 
 
 def upgrade(connection: Connection) -> None:
+    """Run on ``connection`` every revision the database has not had yet."""
     command.upgrade(config(connection), "head")
