@@ -88,14 +88,15 @@ deploy-tools:
 wrk:
 	@[ -x /usr/bin/wrk ] || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk >/dev/null; }
 
-test: $(VENV)/.installed translations chromium deploy-tools node_modules/.installed
-	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check .
-	$(PY) -m pytest
+# Every test runs here, the browser, PostgreSQL, Redis and node ones included: markers (pyproject.toml) only let a
+# person pick a part, as in `.venv/bin/pytest -m "not browser"`. Coverage counts branches, and is reported.
+test: lint translations chromium deploy-tools node_modules/.installed
+	$(PY) -m pytest --cov --cov-report=term-missing:skip-covered
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 format: $(VENV)/.installed
 	$(VENV)/bin/ruff format .
