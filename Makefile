@@ -111,4 +111,4 @@ bench-load: $(VENV)/.installed wrk
 	$(PY) -m benchmarks.load
 
 clean:
-	rm -rf $(VENV) node_modules offline-kit build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) node_modules offline-kit build *.egg-info .pytest_cache .ruff_cache .mypy_cache .coverage htmlcov
