@@ -1,7 +1,9 @@
-"""Shared fixtures: an app with its own keys folder and database, a client, a CLI runner."""
+"""Shared fixtures: an app with its own keys folder and database, a client, a CLI runner, and the services some tests
+use (PostgreSQL, Redis, node, Chromium), each of which marks the tests that ask for it."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import subprocess
 import sys
@@ -11,12 +13,14 @@ from types import ModuleType
 
 import nacl.pwhash
 import pytest
+import services
 from browser_support import ChromiumMissing, chromium_path, launch_chromium, serve
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
-from pages import CAMPAIGNS, ROOT, SHIPPED, Laptop, form_data, form_tokens
+from pages import CAMPAIGNS, ROOT, SHIPPED, Laptop, clear_settings, form_data, form_tokens, private_key_text
 from playwright.sync_api import Browser, sync_playwright
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.test import TestResponse
 
 from app import create_app
@@ -131,6 +135,12 @@ def live_server(app: Flask) -> Iterator[str]:
         yield url
 
 
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """No setting of the app comes from the process environment for this test."""
+    return clear_settings(monkeypatch)
+
+
 @pytest.fixture(scope="session")
 def organizer_key_file(tmp_path_factory: pytest.TempPathFactory, organizer_key: X25519PrivateKey) -> Path:
     """The organizer's private key file as the laptop holds it, with ``passphrase.txt`` beside it.
@@ -139,15 +149,7 @@ def organizer_key_file(tmp_path_factory: pytest.TempPathFactory, organizer_key: 
     """
     folder = tmp_path_factory.mktemp("laptop")
     key_path = folder / "organizer.key"
-    key_path.write_text(
-        keys.dumps_private(
-            "organizer",
-            organizer_key,
-            PASSPHRASE.encode(),
-            opslimit=nacl.pwhash.argon2id.OPSLIMIT_MIN,
-            memlimit=nacl.pwhash.argon2id.MEMLIMIT_MIN,
-        )
-    )
+    key_path.write_text(private_key_text(organizer_key, PASSPHRASE.encode()))
     (folder / "passphrase.txt").write_text(PASSPHRASE + "\n")
     return key_path
 
@@ -201,3 +203,86 @@ def offline_kit(tmp_path_factory: pytest.TempPathFactory) -> Laptop:
     )
     assert install.returncode == 0, install.stderr
     return laptop
+
+
+# --- services, and the markers of the tests that use them ------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[services.Postgres]:
+    """A fresh database on the test server (PAPILLON_TEST_POSTGRES_URL) for this session, dropped at the end; or why
+    there is none, which each test that needs it fails with (``Postgres.require``)."""
+    with contextlib.ExitStack() as stack:
+        try:
+            found = services.Postgres(url=stack.enter_context(services.new_database("papillon_test")), problem=None)
+        except SQLAlchemyError as exc:
+            found = services.Postgres(url=None, problem=services.unreachable(exc))
+        yield found
+
+
+@pytest.fixture
+def redis_db() -> Iterator[services.Scratch]:
+    """The test Redis (PAPILLON_TEST_REDIS_URL, the local Redis's db 15 by default); the test's own keys are deleted
+    afterwards."""
+    scratch = services.Scratch(services.connect_redis(services.REDIS_URL))
+    try:
+        yield scratch
+    finally:
+        if mine := scratch.ours():
+            scratch.client.delete(*mine)
+        scratch.client.close()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> str:
+    """The redis-server program, for a test that starts a Redis of its own."""
+    return services.program("redis-server", "redis-server")
+
+
+@pytest.fixture(scope="session")
+def node() -> services.Node:
+    """Runs a harness script of tests/js under Node.js 20 or later: ``node("envelope.js", payload)``."""
+    services.node_binary()
+    return services.run_node
+
+
+# Asking for one of these fixtures, directly or through another fixture, marks a test; so does a fixture
+# parametrized over database kinds, in its "postgresql" case.
+SERVICE_FIXTURES = {
+    "browser": "browser",
+    "postgres": "postgres",
+    "redis_db": "redis",
+    "redis_server": "redis",
+    "node": "node",
+}
+POSTGRESQL_PARAM = "postgresql"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test by the services it uses, so that a part can be picked (``pytest -m "not browser"``)."""
+    for item in items:
+        for marker in sorted(service_markers(item)):
+            item.add_marker(marker)
+
+
+def service_markers(item: pytest.Item) -> set[str]:
+    if not isinstance(item, pytest.Function):
+        return set()
+    found = {SERVICE_FIXTURES[name] for name in item.fixturenames if name in SERVICE_FIXTURES}
+    if POSTGRESQL_PARAM in fixture_params(item):
+        found.add("postgres")
+    return found
+
+
+def fixture_params(item: pytest.Function) -> list[object]:
+    """The values this test's fixtures were parametrized with; not the test's own ``parametrize`` arguments."""
+    callspec = getattr(item, "callspec", None)
+    if callspec is None:
+        return []
+    own: set[str] = set()
+    for mark in item.iter_markers("parametrize"):
+        names = mark.kwargs.get("argnames", mark.args[0] if mark.args else ())
+        names = [n.strip() for n in names.split(",")] if isinstance(names, str) else list(names)
+        indirect = mark.kwargs.get("indirect", False)
+        own |= {n for n in names if not (indirect is True or (isinstance(indirect, list | tuple) and n in indirect))}
+    return [value for name, value in callspec.params.items() if name not in own]

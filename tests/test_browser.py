@@ -1,4 +1,5 @@
-"""The forms in a real browser (headless Chromium): sealed in the page, or sealed by the server without JavaScript.
+"""Cross-cutting: the forms in a real browser (headless Chromium), sealed in the page or, without JavaScript, by the
+server; what leaves the page, what the person sees, and the record staff open.
 
 Every test runs the app on a live local server and watches everything the page sends and complains about.
 """
@@ -28,7 +29,7 @@ from browser_support import (
 )
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from flask import Flask
-from pages import CAMPAIGNS, decrypt_args
+from pages import FORMS, decrypt_args, open_row, stored
 from playwright.sync_api import Browser, Page, Route, expect
 
 from app import create_app, pow, security
@@ -40,8 +41,6 @@ from papillon import envelope, keys
 pytestmark = pytest.mark.browser
 
 # Every form of the campaigns made for the tests (tests/test_accessibility.py opens the shipped ones).
-TEST_CAMPAIGNS = c.load_dir(CAMPAIGNS)
-FORMS = [(slug, form) for slug, campaign in TEST_CAMPAIGNS.items() for form in campaign.forms]
 FORM_IDS = [f"{campaign}/{form}" for campaign, form in FORMS]
 SEALING_FIELDS = {"csrf_token", "submission_id", "envelope"}
 
@@ -175,15 +174,6 @@ def leak_needles(value: str) -> set[bytes]:
 # --- checks shared by the tests --------------------------------------------------------------------------------
 
 
-def rows(app: Flask) -> list:
-    with app.app_context():
-        return db.unexported()
-
-
-def open_row(row, organizer_key: X25519PrivateKey) -> dict:
-    return envelope.open_envelope(envelope.parse(row.envelope), organizer_key, row.campaign, row.form)
-
-
 def assert_quick_exit(page: Page, app: Flask) -> None:
     link = page.locator("a.quick-exit[data-quick-exit]")
     expect(link).to_have_count(1)
@@ -215,7 +205,7 @@ def submit_and_land(page: Page, plan: Plan, server: str) -> None:
 
 def assert_stored(app: Flask, plan: Plan, submission_id: str, sealed_by: str, organizer_key: X25519PrivateKey):
     """Exactly one row, from this page, sealed by the expected side, opening to exactly what was typed."""
-    [row] = rows(app)
+    [row] = stored(app)
     assert (row.id, row.campaign, row.form, row.sealed_by) == (submission_id, plan.campaign, plan.form.slug, sealed_by)
     doc = open_row(row, organizer_key)
     locale = site(app).campaigns[plan.campaign].language
@@ -366,7 +356,7 @@ def test_browser_validation_keeps_an_incomplete_form_on_the_page_and_sends_nothi
     first = page.locator(f"form.answers [name={css_string(missing)}]").first
     assert first.evaluate("el => el.validity.valueMissing") is True
     assert log.posts() == []
-    assert rows(app) == []
+    assert stored(app) == []
     assert_still_filled(page, plan)
     assert_clean(log, live_server)
 
@@ -402,7 +392,7 @@ def test_server_refusal_is_shown_and_the_typed_answers_stay_in_the_form(app, liv
     assert [(m, s) for m, url, s in log.responses if m == "POST"] == [("POST", 400)]
     assert_still_filled(page, plan)
     expect(page.locator("form.answers button[type=submit]")).to_be_enabled()
-    assert rows(app) == []
+    assert stored(app) == []
     assert_clean(log, live_server, expected_failures=(plan.path,))
 
 
@@ -480,7 +470,7 @@ def test_when_every_try_fails_the_page_says_so_and_keeps_the_answers(app, live_s
     assert len(tries) == 4, "the first try and three more, then the page gives up"
     assert_still_filled(page, plan)
     expect(page.locator("form.answers button[type=submit]")).to_be_enabled()
-    assert rows(app) == []
+    assert stored(app) == []
 
 
 def test_sending_the_same_answers_again_reuses_their_envelope_and_changed_answers_are_sealed_anew(

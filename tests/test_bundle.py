@@ -1,4 +1,4 @@
-"""Export bundles: written atomically, read back exactly, and refused when damaged in any way."""
+"""papillon/bundle.py: export bundles written atomically, read back exactly, and refused when damaged in any way."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Campaign definitions: the shipped files, their verbatim texts, load errors and the answer rules."""
+"""papillon/campaigns.py: campaign definitions, the shipped files and their verbatim texts, load errors, the answer
+rules and translations."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Server-side staff commands: export to a bundle, purge what was exported, count what is waiting."""
+"""app/cli.py, the server-side staff commands: export to a bundle, purge what was exported, count what is waiting,
+publish the signers, write a translation template."""
 
 from __future__ import annotations
 
@@ -11,13 +12,11 @@ import shutil
 import subprocess
 import sys
 import tracemalloc
-from unittest import mock
 
 import click
 import pytest
-from click.testing import CliRunner, Result
-from flask.cli import FlaskGroup
 from pages import CAMPAIGNS, ROOT
+from services import flask
 
 from app import create_app, migrations
 from app.cli import export_bundle, publish_listings
@@ -32,14 +31,6 @@ def store(app, n: int, campaign: str = "petition", form: str = "sign", sealed_by
     with app.app_context():
         assert db.store(id=sid, campaign=campaign, form=form, sealed_by=sealed_by, envelope=f'{{"n":{n}}}')
     return sid
-
-
-def flask(config: dict[str, object], *args: str) -> Result:
-    """``flask --app wsgi ARGS`` in this process: the flask command loads the app with these settings, the way it
-    loads wsgi.py's, so the app knows it was loaded to run a command and not to serve."""
-    group = FlaskGroup(create_app=lambda: create_app(config), load_dotenv=False, set_debug_flag=False)
-    with mock.patch.dict(os.environ):  # the flask command marks the process as its own
-        return CliRunner().invoke(group, list(args))
 
 
 def header(path) -> dict:

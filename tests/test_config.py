@@ -1,19 +1,15 @@
-"""Settings: defaults, then environment variables of the same name, then the caller's overrides; start-up checks."""
+"""app/config.py's settings: defaults, then environment variables of the same name, then the caller's overrides.
+
+What create_app refuses to start with (no secret key, a keys folder holding a private key, ...) is in tests/test_app.py.
+"""
 
 from __future__ import annotations
 
-import functools
-
-import nacl.pwhash
 import pytest
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from flask import Flask
-from pages import CAMPAIGNS, ROOT
-from sqlalchemy.engine import make_url
+from pages import ROOT
 
-from app import StartupError, create_app
+from app import create_app
 from app.config import ConfigError, Defaults, load_config
-from papillon import keys
 
 SETTINGS = sorted(name for name in vars(Defaults) if name.isupper())
 
@@ -30,25 +26,18 @@ def from_env(name: str) -> tuple[str, object]:
     return f"set for {name}", f"set for {name}"
 
 
-@pytest.fixture
-def instance(tmp_path, monkeypatch):
-    """Point the app's instance folder at a fresh temporary folder."""
-    folder = tmp_path / "instance"
-    monkeypatch.setattr("app.Flask", functools.partial(Flask, instance_path=str(folder)))
-    return folder
-
-
-@pytest.fixture
-def clean_env(monkeypatch):
-    for name in SETTINGS:
-        monkeypatch.delenv(name, raising=False)
-    return monkeypatch
-
-
 def test_defaults_list_the_settings_the_app_relies_on():
     for name in ["SECRET_KEY", "DATABASE_URL", "PAPILLON_KEYS_DIR", "MAX_CONTENT_LENGTH", "RATELIMIT_ENABLED"]:
         assert name in SETTINGS
     assert load_config({}) == {name: getattr(Defaults, name) for name in SETTINGS}
+
+
+def test_by_default_limits_count_in_memory_no_proxy_is_trusted_and_bodies_are_capped() -> None:
+    settings = load_config({})
+    assert settings["RATELIMIT_STORAGE_URI"] == "memory://"
+    assert settings["PAPILLON_TRUSTED_PROXIES"] == 0
+    assert settings["RATELIMIT_ENABLED"] is True
+    assert settings["MAX_CONTENT_LENGTH"] > 0
 
 
 @pytest.mark.parametrize("name", SETTINGS)
@@ -108,7 +97,7 @@ def test_environment_variables_that_name_no_setting_are_ignored():
     assert settings["SECRET_KEY"] is None
 
 
-# --- the app factory ----------------------------------------------------------------------
+# --- the settings reach the app ---------------------------------------------------------------
 
 
 def test_the_environment_reaches_the_app(clean_env, config):
@@ -131,99 +120,6 @@ def test_a_bad_environment_value_stops_the_app(clean_env, config):
     clean_env.setenv("RATELIMIT_ENABLED", "sometimes")
     with pytest.raises(ConfigError, match="RATELIMIT_ENABLED"):
         create_app(config)
-
-
-def test_the_app_refuses_to_start_without_a_secret_key(clean_env, config, instance):
-    with pytest.raises(StartupError, match="SECRET_KEY is not set") as err:
-        create_app({**config, "SECRET_KEY": None})
-    assert str(instance / "secret_key") in str(err.value)
-
-
-def test_an_empty_instance_secret_key_file_does_not_count(clean_env, config, instance):
-    instance.mkdir()
-    (instance / "secret_key").write_text("  \n")
-    with pytest.raises(StartupError, match="SECRET_KEY is not set"):
-        create_app({**config, "SECRET_KEY": None})
-
-
-def test_the_app_reads_its_secret_key_from_the_instance_folder(clean_env, config, instance):
-    instance.mkdir()
-    (instance / "secret_key").write_text("0123456789abcdef from the file\n")
-    app = create_app({**config, "SECRET_KEY": None})
-    assert app.config["SECRET_KEY"] == "0123456789abcdef from the file"
-
-
-def test_the_app_takes_its_secret_key_from_the_environment(clean_env, config, instance):
-    clean_env.setenv("SECRET_KEY", "from the environment")
-    config.pop("SECRET_KEY")
-    assert create_app(config).config["SECRET_KEY"] == "from the environment"
-
-
-def test_without_database_url_the_app_uses_sqlite_in_the_instance_folder(clean_env, config, instance):
-    config.pop("DATABASE_URL")
-    app = create_app(config)
-    url = make_url(app.config["DATABASE_URL"])
-    assert url.get_backend_name() == "sqlite"
-    assert url.database == str(instance / "papillon.sqlite3")
-
-
-def test_the_app_refuses_to_start_with_no_public_key(clean_env, config, keys_dir):
-    for path in keys_dir.iterdir():
-        path.unlink()
-    (keys_dir / "README.md").write_text("Public keys go here.")
-    with pytest.raises(StartupError, match="no public key") as err:
-        create_app(config)
-    assert str(keys_dir) in str(err.value)
-
-
-def test_the_app_refuses_to_start_with_a_missing_keys_folder(clean_env, config, tmp_path):
-    with pytest.raises(StartupError, match="does not exist"):
-        create_app({**config, "PAPILLON_KEYS_DIR": str(tmp_path / "no-keys-here")})
-
-
-def test_the_app_refuses_to_start_with_a_private_key_in_its_keys_folder(clean_env, config, keys_dir):
-    private = keys_dir / "organizer.key"
-    private.write_text(
-        keys.dumps_private(
-            "organizer",
-            X25519PrivateKey.generate(),
-            b"a passphrase long enough",
-            opslimit=nacl.pwhash.argon2id.OPSLIMIT_MIN,
-            memlimit=nacl.pwhash.argon2id.MEMLIMIT_MIN,
-        )
-    )
-    with pytest.raises(StartupError, match="private key") as err:
-        create_app(config)
-    assert str(private) in str(err.value)
-
-
-def test_the_app_refuses_to_start_with_a_broken_campaign_file(clean_env, config, tmp_path):
-    folder = tmp_path / "campaigns"
-    folder.mkdir()
-    (folder / "broken.toml").write_text("slug = ")
-    with pytest.raises(StartupError, match=r"broken\.toml"):
-        create_app({**config, "PAPILLON_CAMPAIGNS_DIR": str(folder)})
-
-
-def test_the_app_refuses_a_field_named_like_its_own_hidden_fields(clean_env, config, tmp_path):
-    folder = tmp_path / "campaigns"
-    folder.mkdir()
-    (folder / "demo.toml").write_text(
-        'slug = "demo"\ntitle = "Demo"\nbody = "Text."\n[[forms]]\nslug = "sign"\ntitle = "Sign"\n'
-        '[[forms.fields]]\nname = "website"\ntype = "text"\nlabel = "Your website"\n'
-    )
-    with pytest.raises(StartupError, match="'website' is reserved"):
-        create_app({**config, "PAPILLON_CAMPAIGNS_DIR": str(folder)})
-
-
-@pytest.mark.parametrize("slug", ["static", "healthz"])
-def test_a_campaign_named_like_a_page_of_the_site_stops_the_app(clean_env, config, tmp_path, slug):
-    folder = tmp_path / "campaigns"
-    folder.mkdir()
-    source = (CAMPAIGNS / "letter.toml").read_text()
-    (folder / f"{slug}.toml").write_text(source.replace('slug = "letter"', f'slug = "{slug}"'))
-    with pytest.raises(StartupError, match=f"campaign {slug}: this address is used by the site itself"):
-        create_app({**config, "PAPILLON_CAMPAIGNS_DIR": str(folder)})
 
 
 def test_every_setting_is_documented_in_the_readme():

@@ -19,10 +19,9 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from pages import CAMPAIGNS, ROOT, decrypt_args
+from pages import CAMPAIGNS, ROOT, decrypt_args, public
 
 from papillon import bundle, campaigns, envelope, keys
-from papillon.keys import PublicKey, raw_public_bytes
 
 DEFINITIONS = {slug: c.source for slug, c in campaigns.load_dir(CAMPAIGNS).items()}
 PETITION_LABELS = [f.label for f in campaigns.from_dict(DEFINITIONS["petition"], "d").forms["sign"].fields]
@@ -36,10 +35,6 @@ CHINESE, THAI, KOREAN = (
 @pytest.fixture
 def decrypt(script):
     return script("decrypt")
-
-
-def public(private: X25519PrivateKey) -> PublicKey:
-    return PublicKey(name="k", raw=raw_public_bytes(private.public_key()))
 
 
 def record(n: int, private: X25519PrivateKey, campaign: str, form: str, answers: dict, **kw) -> bundle.Record:

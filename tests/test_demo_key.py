@@ -1,10 +1,11 @@
-"""`make run`'s demo key: its private half and passphrase sit on the same machine, so only `make run` may use it."""
+"""Cross-cutting: `make run`'s demo key. Its private half and passphrase sit on the same machine, so create_app
+refuses it unless told otherwise, every page then says so, and only `make run` tells it otherwise. (keygen --demo
+marking the key: tests/test_keygen.py; a key file saying it is a demo key: tests/test_keys.py.)"""
 
 from __future__ import annotations
 
 import re
 
-import nacl.pwhash
 import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from pages import ROOT
@@ -46,17 +47,6 @@ def test_the_demo_key_is_accepted_only_when_allowed_and_every_page_then_says_so(
 def test_without_a_demo_key_no_page_shows_the_banner(config):
     client = create_app({**config, "PAPILLON_ALLOW_DEMO_KEY": True}).test_client()
     assert BANNER not in client.get("/petition/sign").get_data(as_text=True)
-
-
-def test_keygen_demo_marks_the_public_key(script, tmp_path, monkeypatch):
-    monkeypatch.setattr(keys, "OPSLIMIT", nacl.pwhash.argon2id.OPSLIMIT_MIN)
-    monkeypatch.setattr(keys, "MEMLIMIT", nacl.pwhash.argon2id.MEMLIMIT_MIN)
-    (tmp_path / "pass.txt").write_text("a passphrase long enough\n")
-    args = ["--out", str(tmp_path), "--passphrase-file", str(tmp_path / "pass.txt")]
-    assert script("keygen").main([*args, "--name", "try", "--demo"]) == 0
-    assert script("keygen").main([*args, "--name", "real"]) == 0
-    assert keys.loads_public((tmp_path / "try.pub").read_text()).demo is True
-    assert keys.loads_public((tmp_path / "real.pub").read_text()).demo is False
 
 
 def test_only_make_run_allows_the_demo_key():

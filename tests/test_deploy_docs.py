@@ -16,8 +16,6 @@ import json
 import os
 import platform
 import re
-import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -35,10 +33,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.x509.oid import NameOID
 from pages import ROOT, form_data, form_tokens
+from services import Postgres, admin_engine, free_port, program, stop, wait_until_healthy
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
-from test_gunicorn import stop
 
 from app import create_app
 from app.config import Defaults
@@ -47,7 +45,6 @@ from app.storage import db
 from papillon import envelope
 
 DOC = ROOT / "docs" / "deploy.md"
-POSTGRES_URL = os.environ.get("PAPILLON_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```$", re.M | re.S)
 FILE = re.compile(r"`(/[^`\s]+)`")
 SETTING = re.compile(r"\b[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+\b")
@@ -99,22 +96,8 @@ def guide_file(path: str) -> str:
     return texts[0]
 
 
-def tool(name: str, package: str) -> str:
-    """The program, or a failure that says which Debian package brings it."""
-    found = shutil.which(name, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
-    if found is None:
-        pytest.fail(f"{name} is missing: apt-get install {package} (make test installs it)", pytrace=False)
-    return found
-
-
 def run(*command: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # --- what the guide names -------------------------------------------------------------------------
@@ -219,7 +202,7 @@ def nginx_files(tmp_path: Path, several: bool = False) -> Path:
 
 @pytest.mark.parametrize("several", [False, True], ids=["one instance", "several instances"])
 def test_nginx_accepts_the_guide_s_sites(tmp_path: Path, several: bool) -> None:
-    nginx = tool("nginx", "nginx-light")
+    nginx = program("nginx", "nginx-light")
     checked = run(nginx, "-t", "-c", str(nginx_files(tmp_path, several)))
     assert checked.returncode == 0, checked.stderr
     assert "[warn]" not in checked.stderr, checked.stderr
@@ -242,7 +225,7 @@ def test_the_nginx_sites_keep_no_access_log_compress_nothing_and_name_the_onion(
 
 
 def caddy_json(tmp_path: Path, caddyfile: str) -> dict:
-    caddy = tool("caddy", "caddy")
+    caddy = program("caddy", "caddy")
     path = tmp_path / "Caddyfile"
     path.write_text(caddyfile)
     adapted = run(caddy, "adapt", "--config", str(path), "--adapter", "caddyfile")
@@ -284,7 +267,7 @@ def test_caddy_accepts_the_guide_s_caddyfile_which_logs_no_request_and_compresse
     fields = config["logging"]["logs"]["default"]["encoder"]["fields"]
     assert {"request>remote_ip", "request>remote_port", "request>client_ip", "request>headers"} <= set(fields)
 
-    validated = run(tool("caddy", "caddy"), "validate", "--config", str(tmp_path / "Caddyfile"))
+    validated = run(program("caddy", "caddy"), "validate", "--config", str(tmp_path / "Caddyfile"))
     assert validated.returncode == 0, validated.stderr
 
 
@@ -302,7 +285,7 @@ def test_caddy_accepts_the_reverse_proxy_lines_for_several_instances(tmp_path: P
 
 @pytest.mark.parametrize("proxy", ["nginx", "caddy"])
 def test_tor_accepts_the_guide_s_torrc(tmp_path: Path, proxy: str) -> None:
-    tor = tool("tor", "tor")
+    tor = program("tor", "tor")
     torrc = guide_file("/etc/tor/torrc").replace("/var/lib/tor/papillon/", f"{tmp_path}/papillon/")
     if proxy == "caddy":
         caddy_line = re.search(r"`(HiddenServicePort 80 127\.0\.0\.1:\d+)`", DOC.read_text()).group(1)
@@ -318,7 +301,7 @@ def unit_settings(unit: str) -> dict[str, str]:
 
 
 def test_systemd_accepts_the_unit_with_all_its_hardening(tmp_path: Path) -> None:
-    analyze = tool("systemd-analyze", "systemd")
+    analyze = program("systemd-analyze", "systemd")
     unit = guide_file("/etc/systemd/system/papillon@.service")
     settings = unit_settings(unit)
     assert {name: settings.get(name) for name in HARDENING} == HARDENING
@@ -349,10 +332,10 @@ class GuidePostgres:
 
 
 @pytest.fixture(scope="module")
-def guide_postgres() -> Iterator[GuidePostgres]:
-    """Section 6's SQL, run as written but for fresh names; dropped at the end."""
-    admin_url = make_url(POSTGRES_URL)
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 10})
+def guide_postgres(postgres: Postgres) -> Iterator[GuidePostgres]:
+    """Section 6's SQL, run as written but for fresh names on the test server; dropped at the end."""
+    postgres.require()  # or the test fails, saying the server cannot be reached
+    admin = admin_engine()
     name = f"papillon_deploy_{uuid.uuid4().hex[:12]}"
     sql = [b.text for b in blocks() if b.lang == "sql"]
     assert len(sql) == 1
@@ -365,7 +348,7 @@ def guide_postgres() -> Iterator[GuidePostgres]:
         admin.dispose()
         pytest.fail(f"PostgreSQL refused the guide's SQL or cannot be reached ({exc})", pytrace=False)
     try:
-        url = admin_url.set(username=name, password=None, database=name).render_as_string(hide_password=False)
+        url = admin.url.set(username=name, password=None, database=name).render_as_string(hide_password=False)
         yield GuidePostgres(url=url, role=name)
     finally:
         with admin.connect() as conn:
@@ -374,10 +357,10 @@ def guide_postgres() -> Iterator[GuidePostgres]:
         admin.dispose()
 
 
-def test_postgresql_knows_every_setting_the_guide_gives_and_accepts_each_value() -> None:
+def test_postgresql_knows_every_setting_the_guide_gives_and_accepts_each_value(postgres: Postgres) -> None:
     lines = [line for line in guide_file("/etc/postgresql/15/main/conf.d/papillon.conf").splitlines() if line]
     settings = dict(re.fullmatch(r"(\w+) = (.*)", line).groups() for line in lines)
-    engine = create_engine(POSTGRES_URL, connect_args={"connect_timeout": 10})
+    engine = create_engine(postgres.require(), connect_args={"connect_timeout": 10})
     try:
         with engine.connect() as conn:
             for name, value in settings.items():
@@ -394,7 +377,7 @@ def test_postgresql_knows_every_setting_the_guide_gives_and_accepts_each_value()
                     assert plain in row.enumvals, name
             conn.rollback()
     except SQLAlchemyError as exc:
-        pytest.fail(f"PostgreSQL is not reachable at {POSTGRES_URL} ({exc})", pytrace=False)
+        pytest.fail(f"PostgreSQL refused a question about its settings ({exc})", pytrace=False)
     finally:
         engine.dispose()
     assert "%h" not in settings["log_line_prefix"]
@@ -436,9 +419,8 @@ class GuideRedis:
 
 
 @pytest.fixture(scope="module")
-def guide_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GuideRedis]:
+def guide_redis(redis_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GuideRedis]:
     """redis-server with section 6's lines, its socket in a temporary folder; stopped at the end."""
-    server = tool("redis-server", "redis-server")
     folder = tmp_path_factory.mktemp("redis")
     password = uuid.uuid4().hex
     lines = guide_file("/etc/redis/redis.conf").replace("/run/redis/", f"{folder}/")
@@ -447,7 +429,7 @@ def guide_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GuideRedis
     uri = env_value("RATELIMIT_STORAGE_URI").replace("/run/redis/", f"{folder}/")
     uri = uri.replace("REPLACE-WITH-A-LONG-RANDOM-PASSWORD", password)
     log = (folder / "redis.log").open("wb")
-    process = subprocess.Popen([server, str(folder / "redis.conf")], stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen([redis_server, str(folder / "redis.conf")], stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 10
         while not (folder / "redis-server.sock").exists():
@@ -560,16 +542,7 @@ def gunicorn_under_mdwe(env: dict[str, str], port: int, log: Path) -> Iterator[N
             stdin=subprocess.DEVNULL,
         )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"gunicorn did not start under the memory rules:\n{log.read_text()}", pytrace=False)
-            with contextlib.suppress(OSError):
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-                conn.request("GET", "/healthz")
-                if conn.getresponse().status == 200:
-                    break
-            time.sleep(0.2)
+        wait_until_healthy(process, port, lambda: f"(under the memory rules)\n{log.read_text(errors='replace')}")
         yield
     finally:
         stop(process)
@@ -587,7 +560,10 @@ def exchange(port: int, method: str, path: str, body: str = "", **headers: str) 
         conn.close()
 
 
-@pytest.mark.parametrize("stack", ["sqlite", "postgresql and redis"])
+# The second asks for its services by name, at run time: it is marked by hand.
+@pytest.mark.parametrize(
+    "stack", ["sqlite", pytest.param("postgresql and redis", marks=[pytest.mark.postgres, pytest.mark.redis])]
+)
 def test_gunicorn_serves_pages_and_both_kinds_of_post_under_memory_deny_write_execute(
     request: pytest.FixtureRequest, stack: str, tmp_path: Path, keys_dir: Path, organizer_key: X25519PrivateKey
 ) -> None:

@@ -1,4 +1,4 @@
-"""Envelope format v1: sealing to every organizer key, opening with any one, and refusing bad shapes."""
+"""papillon/envelope.py: sealing to every organizer key, opening with any one, and refusing bad shapes."""
 
 from __future__ import annotations
 
@@ -7,17 +7,13 @@ import json
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from pages import public
 
 from papillon import envelope
 from papillon.envelope import EnvelopeError
-from papillon.keys import PublicKey, raw_public_bytes
 
 ANSWERS = {"name": "\u738b\u5c0f\u660e", "story": "first line\nsecond line", "many": ["A", "B"], "ok": True}
 PLACE = ("petition", "testimony")
-
-
-def public(private: X25519PrivateKey, name: str = "k") -> PublicKey:
-    return PublicKey(name=name, raw=raw_public_bytes(private.public_key()))
 
 
 @pytest.fixture(scope="module")

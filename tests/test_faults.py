@@ -2,90 +2,28 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import socket
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from flask import Flask
-from pages import ROOT, form_tokens
-from sqlalchemy import func, select
+from pages import ROOT, form_tokens, row_count
+from services import Outage, Postgres
 from sqlalchemy.engine import make_url
-from test_storage import Postgres, postgres  # noqa: F401 - the session's PostgreSQL database, a fixture
 
 from app import create_app
-from app.storage import Base, Submission, db
+from app.storage import Base, db
 
 TESTIMONY = {"what_happened": "Zqv it happened at the parlour"}
 
 
-class Outage:
-    """A TCP relay between the app and PostgreSQL that the test can cut and mend, as a network or a restart
-    would: while cut, it refuses new connections and drops the open ones."""
-
-    def __init__(self, target: tuple[str, int]) -> None:
-        self.target = target
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.up = threading.Event()
-        self.up.set()
-        self.open: list[socket.socket] = []
-        self.lock = threading.Lock()
-        threading.Thread(target=self.accept, daemon=True).start()
-
-    def accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            if not self.up.is_set():
-                client.close()
-                continue
-            server = socket.create_connection(self.target)
-            with self.lock:
-                self.open += [client, server]
-            for a, b in ((client, server), (server, client)):
-                threading.Thread(target=self.pipe, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def pipe(source: socket.socket, sink: socket.socket) -> None:
-        try:
-            while data := source.recv(65536):
-                sink.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (source, sink):
-                with contextlib.suppress(OSError):
-                    s.shutdown(socket.SHUT_RDWR)
-
-    def cut(self) -> None:
-        self.up.clear()
-        with self.lock:
-            for s in self.open:
-                with contextlib.suppress(OSError):
-                    s.shutdown(socket.SHUT_RDWR)
-            self.open.clear()
-
-    def mend(self) -> None:
-        self.up.set()
-
-    def close(self) -> None:
-        self.cut()
-        self.listener.close()
-
-
 @pytest.fixture
-def relayed_app(config: dict[str, object], postgres: Postgres) -> Iterator[tuple[Flask, Outage]]:  # noqa: F811
-    if postgres.problem:
-        pytest.fail(postgres.problem, pytrace=False)
-    url = make_url(postgres.url)
+def relayed_app(config: dict[str, object], postgres: Postgres) -> Iterator[tuple[Flask, Outage]]:
+    url = make_url(postgres.require())
     outage = Outage((url.host or "127.0.0.1", url.port or 5432))
     app = create_app({**config, "DATABASE_URL": url.set(port=outage.port).render_as_string(hide_password=False)})
     with app.app_context():
@@ -96,11 +34,6 @@ def relayed_app(config: dict[str, object], postgres: Postgres) -> Iterator[tuple
         Base.metadata.drop_all(db.engine)
         db.engine.dispose()
     outage.close()
-
-
-def stored(app: Flask) -> int:
-    with app.app_context(), db.session() as session:
-        return session.scalar(select(func.count()).select_from(Submission))
 
 
 def send_testimony(client) -> int:
@@ -127,7 +60,7 @@ def test_the_database_going_away_answers_503_and_the_app_recovers_when_it_return
     outage.mend()
     assert client.get("/healthz").status_code == 200, "recovered with no restart"
     assert send_testimony(client) == 303
-    assert stored(app) == 2, "the answer refused while the database was away was not stored"
+    assert row_count(app) == 2, "the answer refused while the database was away was not stored"
 
 
 LIMITER_DOWN = """

@@ -1,4 +1,5 @@
-"""Malformed posts, listed and random: always a clear 4xx, never a 5xx, and nothing stored unless valid."""
+"""Malformed posts, listed and random, at the one POST route (app/views.py and app/forms.py together): always a
+clear 4xx, never a 5xx, and nothing stored unless the answers are valid."""
 
 from __future__ import annotations
 
@@ -14,50 +15,25 @@ from flask import Flask
 from flask.testing import FlaskClient
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from pages import CAMPAIGNS as CAMPAIGNS_DIR
-from pages import form_tokens
-from sqlalchemy import select
+from pages import FORMS, definition, form_data, open_row, page_tokens, script_envelope, stored, valid_answers
 
 from app.config import Defaults
 from app.site import site
-from app.storage import Submission, db
-from papillon import campaigns, envelope
-from papillon.campaigns import CONSENT, EMAIL, LONG_TEXT, MULTIPLE_CHOICE, PHONE, POSTAL_CODE, SINGLE_CHOICE, Form
+from app.storage import Submission
+from papillon.campaigns import CONSENT, MULTIPLE_CHOICE, Form
 
 FORM_TYPE = "application/x-www-form-urlencoded"
 HONEYPOT = Defaults.PAPILLON_HONEYPOT_FIELD
-CAMPAIGNS = campaigns.load_dir(CAMPAIGNS_DIR)
-FORMS = sorted((c.slug, f.slug) for c in CAMPAIGNS.values() for f in c.forms.values())
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-SAMPLE_TEXT = {
-    EMAIL: "ada@example.org",
-    PHONE: "+1 (555) 010-0100",
-    POSTAL_CODE: "H2X 1Y4",
-    LONG_TEXT: "It happened twice.\nBoth times at night.",
-}
 
 
-def definition(campaign: str, form: str) -> Form:
-    return CAMPAIGNS[campaign].forms[form]
+def posted(form: Form) -> dict[str, object]:
+    """A complete, valid set of answers to ``form`` as a browser without JavaScript sends them."""
+    return form_data(valid_answers(form))
 
 
-def valid_answers(form: Form) -> dict[str, str | list[str]]:
-    """A complete, valid set of answers as a browser without JavaScript sends them."""
-    out: dict[str, str | list[str]] = {}
-    for field in form.fields:
-        if field.type == SINGLE_CHOICE:
-            out[field.name] = field.choice_ids[0]
-        elif field.type == MULTIPLE_CHOICE:
-            out[field.name] = list(field.choice_ids[:2])
-        elif field.type == CONSENT:
-            out[field.name] = "y"
-        else:
-            out[field.name] = SAMPLE_TEXT.get(field.type, "Ada Lovelace")
-    return out
-
-
-def pairs(data: dict[str, str | list[str]]) -> list[tuple[str, str]]:
-    return [(k, x) for k, v in data.items() for x in (v if isinstance(v, list) else [v])]
+def pairs(data: dict[str, object]) -> list[tuple[str, str]]:
+    return [(k, str(x)) for k, v in data.items() for x in (v if isinstance(v, list) else [v])]
 
 
 def body(items: list[tuple[str, str]]) -> bytes:
@@ -65,27 +41,21 @@ def body(items: list[tuple[str, str]]) -> bytes:
 
 
 def csrf(client: FlaskClient, campaign: str, form: str) -> str:
-    return form_tokens(client.get(f"/{campaign}/{form}").get_data(as_text=True))["csrf_token"]
+    return page_tokens(client, f"/{campaign}/{form}")["csrf_token"]
 
 
-def stored(app: Flask) -> list[Submission]:
-    with app.app_context(), db.session() as session:
-        return list(session.scalars(select(Submission)))
-
-
-def assert_opens_to_valid_answers(row: Submission, key: X25519PrivateKey) -> dict:
+def assert_opens_to_valid_answers(row: Submission, key: X25519PrivateKey) -> object:
     """A stored row opens with the organizer's key, and holds answers that pass the campaign's rules."""
-    opened = envelope.open_envelope(envelope.parse(row.envelope), key, row.campaign, row.form)
-    assert definition(row.campaign, row.form).check(opened["answers"]) == {}
-    return opened["answers"]
+    answers = open_row(row, key)["answers"]
+    assert isinstance(answers, dict)
+    assert definition(row.campaign, row.form).check(answers) == {}
+    return answers
 
 
-def sealed_envelope(app: Flask, campaign: str, form: str, answers: dict | None = None) -> str:
-    """What the page's script sends: the answers sealed to the organizers' keys."""
-    c = CAMPAIGNS[campaign]
-    f = c.forms[form]
-    data = envelope.plaintext(answers if answers is not None else {}, f.version, c.language)
-    return envelope.seal(data, site(app).keys, campaign, form).to_json()
+def sealed_envelope(app: Flask, campaign: str, form: str) -> str:
+    """What the page's script sends: valid answers sealed to the organizers' keys."""
+    answers = valid_answers(definition(campaign, form))
+    return script_envelope(site(app).keys, campaign, form, answers, definition(campaign, form).version)
 
 
 def tamper(text: str, change: Callable[[dict], None]) -> str:
@@ -110,7 +80,7 @@ def plain(change: Callable[[list[tuple[str, str]]], list[tuple[str, str]]]) -> B
         items = [
             ("csrf_token", token),
             ("submission_id", sid),
-            *pairs(valid_answers(definition("petition", "sign"))),
+            *pairs(posted(definition("petition", "sign"))),
         ]
         return body(change(items)), FORM_TYPE
 
@@ -119,7 +89,7 @@ def plain(change: Callable[[list[tuple[str, str]]], list[tuple[str, str]]]) -> B
 
 def sealed(change: Callable[[str], str]) -> Builder:
     def build(app: Flask, token: str, sid: str) -> tuple[bytes, str]:
-        env = sealed_envelope(app, "petition", "sign", valid_answers(definition("petition", "sign")))
+        env = sealed_envelope(app, "petition", "sign")
         return body([("csrf_token", token), ("submission_id", sid), ("envelope", change(env))]), FORM_TYPE
 
     return build
@@ -292,7 +262,7 @@ def test_the_script_gets_its_refusals_as_json(app: Flask, client: FlaskClient, c
 
 
 # Property-based: random posts at every form. A stored row must always be one that valid input made.
-FIELD_NAMES = sorted({f.name for c in CAMPAIGNS.values() for form in c.forms.values() for f in form.fields})
+FIELD_NAMES = sorted({f.name for where in FORMS for f in definition(*where).fields})
 KNOWN_NAMES = ["csrf_token", "submission_id", "envelope", HONEYPOT, *FIELD_NAMES]
 CONTENT_TYPES = [
     FORM_TYPE,
@@ -369,7 +339,7 @@ def mutated_post(draw: st.DrawFn) -> tuple[tuple[str, str], list[tuple[str, str]
     form = definition(*where)
     items: list[tuple[str, str]] = []
     changes = draw(st.sampled_from([0, 0, 1, 1, 2, 4, 8]))  # how many fields, on average, to change
-    for name, values in valid_answers(form).items():
+    for name, values in posted(form).items():
         values = values if isinstance(values, list) else [values]
         changed = draw(st.integers(0, len(form.fields) - 1)) < changes
         action = draw(st.sampled_from(["drop", "junk", "twice", "choice"])) if changed else "keep"

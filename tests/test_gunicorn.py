@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import http.client
 import logging
 import os
 import re
 import runpy
-import signal
 import socket
 import sqlite3
 import subprocess
@@ -24,32 +22,21 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from gunicorn.glogging import Logger
 from gunicorn.workers.gthread import ThreadWorker
-from pages import CAMPAIGNS, ROOT, form_tokens
-
-from app import create_app
-from app.storage import db
-from papillon import keys
+from pages import ROOT, form_tokens
+from services import (
+    AGENT,
+    FORWARDED_ADDRESS,
+    PEER_ADDRESS,
+    REFERRER,
+    Server,
+    request,
+    running_gunicorn,
+    stop,
+    worker_pids,
+)
 
 CONF = ROOT / "gunicorn.conf.py"
 
-# What a visitor's request carries, made up so that it can be searched for afterwards.
-FORWARDED_ADDRESS = "198.51.100.173"
-AGENT = "Mozilla/5.0 (PapillonProbe; MadeUpAgent/7.31)"
-REFERRER = "https://referrer.invalid/came-from/this-page"
-
-
-def _second_loopback() -> str | None:
-    """Connect from 127.0.0.2 where the system allows it (Linux does), so the real peer address can be
-    looked for in the logs too; 127.0.0.1 cannot be, as gunicorn's own "Listening at" line names it."""
-    try:
-        with socket.socket() as s:
-            s.bind(("127.0.0.2", 0))
-    except OSError:
-        return None
-    return "127.0.0.2"
-
-
-PEER_ADDRESS = _second_loopback()
 SECRETS = [FORWARDED_ADDRESS, "PapillonProbe", "MadeUpAgent", "referrer.invalid", "came-from"]
 SECRETS += [PEER_ADDRESS] if PEER_ADDRESS else []
 APACHE_TIME = re.compile(r"\d{2}/[A-Z][a-z]{2}/\d{4}")
@@ -223,104 +210,6 @@ def test_the_error_log_has_no_timestamp(monkeypatch: pytest.MonkeyPatch) -> None
     assert "asctime" not in logger_class.syslog_fmt
 
 
-# A real gunicorn, started from the repository root so that it reads the shipped gunicorn.conf.py.
-@dataclass
-class Server:
-    port: int
-    process: subprocess.Popen
-    out: Path
-    err: Path
-    data: Path
-
-    def connection(self) -> http.client.HTTPConnection:
-        source = (PEER_ADDRESS, 0) if PEER_ADDRESS else None
-        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=10, source_address=source)
-
-    def logs(self) -> str:
-        return self.out.read_text(errors="replace") + "\n" + self.err.read_text(errors="replace")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
-
-
-@contextlib.contextmanager
-def running_gunicorn(tmp_path: Path, organizer_key: X25519PrivateKey, **settings: str) -> Iterator[Server]:
-    """A real gunicorn on a free port with the shipped gunicorn.conf.py and ``settings`` in its environment."""
-    keys_dir = tmp_path / "keys"
-    keys_dir.mkdir()
-    (keys_dir / "organizer.pub").write_text(keys.dumps_public("organizer", organizer_key.public_key()))
-    data = tmp_path / "data"
-    data.mkdir()
-    database_url = f"sqlite:///{data / 'papillon.sqlite3'}"
-    setup = create_app(
-        {
-            "SECRET_KEY": "x",
-            "DATABASE_URL": database_url,
-            "PAPILLON_KEYS_DIR": str(keys_dir),
-            "PAPILLON_CAMPAIGNS_DIR": str(CAMPAIGNS),
-        }
-    )
-    with setup.app_context():
-        db.create_schema()
-
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PAPILLON_", "RATELIMIT_", "GUNICORN_"))}
-    env.update(
-        SECRET_KEY="gunicorn test secret key",
-        DATABASE_URL=database_url,
-        PAPILLON_KEYS_DIR=str(keys_dir),
-        PAPILLON_CAMPAIGNS_DIR=str(CAMPAIGNS),
-        PAPILLON_BIND=f"127.0.0.1:{port}",
-        PYTHONUNBUFFERED="1",
-    )
-    env.update(settings)  # a test may give its own database or secret key too
-    env.pop("WEB_CONCURRENCY", None)
-    env.pop("FORWARDED_ALLOW_IPS", None)
-    out, err = tmp_path / "stdout.log", tmp_path / "stderr.log"
-    with out.open("wb") as stdout, err.open("wb") as stderr:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "wsgi:app"],
-            cwd=ROOT,
-            env=env,
-            stdout=stdout,
-            stderr=stderr,
-            stdin=subprocess.DEVNULL,
-        )
-    running = Server(port, process, out, err, data)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"gunicorn exited with {process.returncode}:\n{running.logs()}")
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-                conn.request("GET", "/healthz")
-                if conn.getresponse().status == 200:
-                    conn.close()
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"gunicorn did not answer within 30 s:\n{running.logs()}")
-            time.sleep(0.2)
-        yield running
-    finally:
-        stop(process)
-
-
 @pytest.fixture
 def server(tmp_path: Path, organizer_key: X25519PrivateKey) -> Iterator[Server]:
     with running_gunicorn(
@@ -331,23 +220,6 @@ def server(tmp_path: Path, organizer_key: X25519PrivateKey) -> Iterator[Server]:
         RATELIMIT_SUBMIT="3 per minute",
     ) as running:
         yield running
-
-
-def request(
-    server: Server, method: str, path: str, body: bytes | None = None, cookie: str = "", **headers: str
-) -> tuple[int, dict[str, str], str]:
-    conn = server.connection()
-    sent = {"X-Forwarded-For": FORWARDED_ADDRESS, "User-Agent": AGENT, "Referer": REFERRER, **headers}
-    if cookie:
-        sent["Cookie"] = cookie
-    if body is not None:
-        sent["Content-Type"] = "application/x-www-form-urlencoded"
-    try:
-        conn.request(method, path, body=body, headers=sent)
-        response = conn.getresponse()
-        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read().decode()
-    finally:
-        conn.close()
 
 
 def raw_request(server: Server, data: bytes) -> bytes:
@@ -476,11 +348,6 @@ def test_slow_clients_cannot_hold_the_server(tmp_path: Path, organizer_key: X255
                 s.close()
 
 
-def worker_pids(server: Server) -> set[int]:
-    children = Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children").read_text()
-    return {int(pid) for pid in children.split()}
-
-
 def test_workers_are_recycled_and_dump_no_core(tmp_path: Path, organizer_key: X25519PrivateKey) -> None:
     with running_gunicorn(
         tmp_path, organizer_key, PAPILLON_MAX_REQUESTS="5", PAPILLON_MAX_REQUESTS_JITTER="0"
@@ -520,5 +387,5 @@ def test_a_chunked_body_over_the_cap_is_refused_by_the_real_server(tmp_path: Pat
         status = conn.getresponse().status
         conn.close()
         assert status == 413
-        stored = sqlite3.connect(server.data / "papillon.sqlite3").execute("SELECT count(*) FROM submissions")
-        assert stored.fetchone() == (0,)
+        with contextlib.closing(sqlite3.connect(server.data / "papillon.sqlite3")) as stored:
+            assert stored.execute("SELECT count(*) FROM submissions").fetchone() == (0,)

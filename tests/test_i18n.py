@@ -1,4 +1,5 @@
-"""The page's language: from its address or Accept-Language, never a cookie; every page in all nine languages."""
+"""app/i18n.py: the page's language, from its address or Accept-Language, never a cookie; every page in all nine
+languages, and the interface catalogs that translate it. (The language tags themselves: tests/test_languages.py.)"""
 
 from __future__ import annotations
 
@@ -19,12 +20,11 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from flask import Flask
 from flask.testing import FlaskClient
 from flask_babel import gettext
-from pages import ROOT, form_data, form_tokens
+from pages import ROOT, form_data, form_tokens, page_tokens, stored
 
 from app import i18n
 from app.i18n import TRANSLATIONS
 from app.site import site
-from app.storage import db
 from papillon import envelope, languages
 
 PAGES = ["/", "/petition/", "/petition/sign", "/petition/testimony", "/petition/sign/thanks", "/letter/"]
@@ -71,11 +71,6 @@ def switcher(body: str) -> list[tuple[str, str, str, bool, str]]:
     nav = SWITCHER.search(body)
     assert nav, "every page has the language switcher"
     return [(href, lang, hreflang, bool(current), name) for href, lang, hreflang, current, name in LINK.findall(nav[1])]
-
-
-def stored_rows(app: Flask) -> list:
-    with app.app_context():
-        return db.unexported()
 
 
 @pytest.mark.parametrize("path", PAGES)
@@ -168,11 +163,11 @@ def test_a_form_opened_in_one_language_can_be_sent_from_another(
     client: FlaskClient, app: Flask, organizer_key: X25519PrivateKey
 ) -> None:
     """Switching language between opening the form and sending it keeps the CSRF and submission-id flow."""
-    tokens = form_tokens(client.get("/petition/sign").get_data(as_text=True))
+    tokens = page_tokens(client)
     client.get("/zh-Hant/petition/sign")  # the person switched language on the way
     response = client.post("/ko/petition/sign", data={**tokens, "signing_as": "organization", "name": "김민준"})
     assert response.status_code == 303
-    [row] = stored_rows(app)
+    [row] = stored(app)
     assert row.id == tokens["submission_id"]
     doc = envelope.open_envelope(envelope.parse(row.envelope), organizer_key, "petition", "sign")
     assert doc["locale"] == "ko"
@@ -183,8 +178,9 @@ def test_the_stored_row_does_not_say_which_language_the_answer_came_in(client: F
     """A seized database must not tell a Korean witness's row from an English one: the language is sealed."""
     for tag in ("en", "ko"):
         page = client.get(f"/{tag}/petition/testimony").get_data(as_text=True)
-        assert client.post(f"/{tag}/petition/testimony", data={**form_tokens(page), "what_happened": "x"}).status_code
-    rows = stored_rows(app)
+        response = client.post(f"/{tag}/petition/testimony", data={**form_tokens(page), "what_happened": "x"})
+        assert response.status_code == 303
+    rows = stored(app)
     assert len(rows) == 2
     visible = [(r.campaign, r.form, r.received_on, r.sealed_by, r.exported, len(r.envelope)) for r in rows]
     assert visible[0] == visible[1]
@@ -239,7 +235,7 @@ def test_refusals_beside_the_fields_are_in_the_page_language(client: FlaskClient
     assert too_long in body
     assert "120" in too_long
     assert "Please keep" not in too_long
-    assert stored_rows(app) == []
+    assert stored(app) == []
 
 
 @pytest.mark.parametrize("tag", [t for t in languages.NAMES if t != "en"])
@@ -250,7 +246,7 @@ def test_error_pages_and_the_scripts_refusals_are_in_the_page_language(
     body = html.unescape(client.get(f"/{tag}/nowhere/").get_data(as_text=True))
     assert in_language(app, tag, missing) in body
     assert missing not in body
-    tokens = form_tokens(client.get(f"/{tag}/petition/sign").get_data(as_text=True))
+    tokens = page_tokens(client, f"/{tag}/petition/sign")
     reply = client.post(
         f"/{tag}/petition/sign",
         data={**tokens, "envelope": "{}"},
@@ -367,20 +363,6 @@ def test_a_partly_translated_form_marks_its_english_words_as_english(client: Fla
     for french in ["Signer la pétition de test", "Une personne", "Signer la pétition", "Pétition de test"]:
         assert (french, "fr") in texts, french
     assert re.search(r'<label for="name" lang="en">Your name</label> <span class="req" lang="fr">', body)
-
-
-@pytest.mark.parametrize("slug", ["ko", "zh-hans", "en"])
-def test_a_campaign_cannot_take_a_language_tag_as_its_address(tmp_path, config, slug: str) -> None:
-    from app import StartupError, create_app
-
-    (tmp_path / "campaigns").mkdir()
-    (tmp_path / "campaigns" / f"{slug}.toml").write_text(
-        f'slug = "{slug}"\ntitle = "T"\nbody = "B"\n[[forms]]\nslug = "s"\ntitle = "S"\n'
-        '[[forms.fields]]\nname = "n"\ntype = "text"\nlabel = "N"\n'
-    )
-    config["PAPILLON_CAMPAIGNS_DIR"] = str(tmp_path / "campaigns")
-    with pytest.raises(StartupError, match="used by the site itself"):
-        create_app(config)
 
 
 # --- the interface catalogs -------------------------------------------------------------------------------------

@@ -27,13 +27,20 @@ from urllib.parse import urlencode
 import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from pages import CAMPAIGNS, decrypt_args, form_tokens
+from services import (
+    PEER_ADDRESS,
+    REDIS_URL,
+    Outage,
+    Postgres,
+    Scratch,
+    Server,
+    flask,
+    request,
+    running_gunicorn,
+    worker_pids,
+)
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
-from test_cli import flask
-from test_faults import Outage
-from test_gunicorn import PEER_ADDRESS, Server, request, running_gunicorn, worker_pids
-from test_limits import REDIS_URL, Scratch, redis_db  # noqa: F401 - the test Redis, a fixture
-from test_storage import Postgres, postgres  # noqa: F401 - the session's PostgreSQL database, a fixture
 
 from app import create_app, security
 from app.storage import Base, Submission
@@ -181,22 +188,19 @@ def two_instances(tmp_path: Path, organizer_key: X25519PrivateKey, **settings: s
 
 
 @pytest.fixture
-def database(postgres: Postgres, keys_dir: Path) -> Iterator[tuple[str, Outage]]:  # noqa: F811
+def database(postgres: Postgres, keys_dir: Path) -> Iterator[tuple[str, Outage]]:
     """The session's PostgreSQL database brought to the latest revision by ``flask db upgrade``, and a relay to it
     the test can cut; the tables are dropped afterwards."""
-    if postgres.problem:
-        pytest.fail(postgres.problem, pytrace=False)
-    url = make_url(postgres.url)
-    outage = Outage((url.host or "127.0.0.1", url.port or 5432))
+    url = postgres.require()
+    server = make_url(url)
+    outage = Outage((server.host or "127.0.0.1", server.port or 5432))
     try:
-        result = flask(
-            {"SECRET_KEY": "x", "DATABASE_URL": postgres.url, "PAPILLON_KEYS_DIR": str(keys_dir)}, "db", "upgrade"
-        )
+        result = flask({"SECRET_KEY": "x", "DATABASE_URL": url, "PAPILLON_KEYS_DIR": str(keys_dir)}, "db", "upgrade")
         assert result.exit_code == 0, result.output
-        yield postgres.url, outage
+        yield url, outage
     finally:
         outage.close()
-        engine = create_engine(postgres.url)
+        engine = create_engine(url)
         try:
             Base.metadata.drop_all(engine)
             with engine.begin() as conn:
@@ -234,7 +238,7 @@ def test_two_instances_lose_nothing_count_together_and_ride_out_a_database_resta
     organizer_key_file: Path,
     keys_dir: Path,
     database: tuple[str, Outage],
-    redis_db: Scratch,  # noqa: F811
+    redis_db: Scratch,
     script: Callable,
 ) -> None:
     url, outage = database

@@ -52,6 +52,14 @@ def test_keygen_public_key_is_accepted_by_the_server_keys_folder(keygen, tmp_pat
         keys.load_public_dir(server_keys)
 
 
+def test_keygen_demo_marks_the_public_key_as_the_demo_key(keygen, tmp_path, passphrase_file):
+    args = ["--out", str(tmp_path), "--passphrase-file", str(passphrase_file)]
+    assert keygen.main([*args, "--name", "try", "--demo"]) == 0
+    assert keygen.main([*args, "--name", "real"]) == 0
+    assert keys.loads_public((tmp_path / "try.pub").read_text()).demo is True
+    assert keys.loads_public((tmp_path / "real.pub").read_text()).demo is False
+
+
 def test_keygen_prints_the_fingerprint(keygen, tmp_path, passphrase_file, capsys):
     assert keygen.main(["--out", str(tmp_path), "--name", "k", "--passphrase-file", str(passphrase_file)]) == 0
     public = keys.loads_public((tmp_path / "k.pub").read_text())

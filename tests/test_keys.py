@@ -1,4 +1,7 @@
-"""Key files: public keys for the server, passphrase-sealed private keys for the laptop, the keys folder."""
+"""papillon/keys.py: public keys for the server, passphrase-sealed private keys for the laptop, the keys folder.
+
+That a keys folder it refuses stops the server is tests/test_app.py's to show.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +10,14 @@ import hashlib
 import json
 import re
 
-import nacl.pwhash
 import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+from pages import FAST_KDF, private_key_text
 
 from papillon import keys
 from papillon.keys import KeyFileError
 
-FAST = {"opslimit": nacl.pwhash.argon2id.OPSLIMIT_MIN, "memlimit": nacl.pwhash.argon2id.MEMLIMIT_MIN}
 PASSPHRASE = b"twelve or more characters"
 
 
@@ -36,6 +38,7 @@ def test_public_key_round_trips_through_its_file(private):
 
 
 def test_key_id_is_a_short_hash_of_the_public_key(private):
+    """As SECURITY.md defines it: old bundles and every page's sealing settings name keys by it."""
     raw = keys.raw_public_bytes(private.public_key())
     kid = keys.key_id(raw)
     assert re.fullmatch(r"[0-9a-f]{16}", kid)
@@ -44,6 +47,7 @@ def test_key_id_is_a_short_hash_of_the_public_key(private):
 
 
 def test_fingerprint_is_eight_groups_of_four_starting_with_the_key_id(private):
+    """As SECURITY.md defines it: staff compare it by eye with the one keygen printed."""
     raw = keys.raw_public_bytes(private.public_key())
     fp = keys.fingerprint(raw)
     assert re.fullmatch(r"[0-9A-F]{4}( [0-9A-F]{4}){7}", fp)
@@ -52,7 +56,7 @@ def test_fingerprint_is_eight_groups_of_four_starting_with_the_key_id(private):
 
 
 def test_private_key_round_trips_with_its_passphrase(private):
-    text = keys.dumps_private("laptop", private, PASSPHRASE, **FAST)
+    text = keys.dumps_private("laptop", private, PASSPHRASE, **FAST_KDF)
     opened = keys.loads_private(text, PASSPHRASE, "laptop.key")
     assert opened.name == "laptop"
     assert opened.key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption()) == private.private_bytes(
@@ -64,21 +68,21 @@ def test_private_key_round_trips_with_its_passphrase(private):
 
 def test_private_key_file_does_not_hold_the_raw_private_key(private):
     raw = private.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
-    text = keys.dumps_private("laptop", private, PASSPHRASE, **FAST)
+    text = keys.dumps_private("laptop", private, PASSPHRASE, **FAST_KDF)
     assert base64.b64encode(raw).decode() not in text
     assert raw.hex() not in text
-    assert json.loads(text)["kdf"]["opslimit"] == FAST["opslimit"]
+    assert json.loads(text)["kdf"]["opslimit"] == FAST_KDF["opslimit"]
 
 
 def test_wrong_passphrase_raises_key_file_error(private):
-    text = keys.dumps_private("laptop", private, PASSPHRASE, **FAST)
+    text = keys.dumps_private("laptop", private, PASSPHRASE, **FAST_KDF)
     with pytest.raises(KeyFileError, match="wrong passphrase") as err:
         keys.loads_private(text, b"not the passphrase at all", "laptop.key")
     assert "laptop.key" in str(err.value)
 
 
 def test_damaged_private_key_file_raises_key_file_error(private):
-    doc = json.loads(keys.dumps_private("laptop", private, PASSPHRASE, **FAST))
+    doc = json.loads(keys.dumps_private("laptop", private, PASSPHRASE, **FAST_KDF))
     doc["sealed_private_key"] = "%%%"
     with pytest.raises(KeyFileError, match="base64"):
         keys.loads_private(json.dumps(doc), PASSPHRASE)
@@ -117,34 +121,47 @@ def test_load_public_dir_reads_every_public_key_and_ignores_readme(folder):
     assert [k.name for k in loaded] == ["organizer", "second"]
 
 
-def test_load_public_dir_refuses_a_private_key_file(folder, private):
-    path = folder / "organizer.key"
-    path.write_text(keys.dumps_private("organizer", private, PASSPHRASE, **FAST))
+def pem(private: X25519PrivateKey) -> str:
+    return private.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()).decode()
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [
+        ("organizer.key", "papillon"),
+        ("disguised.pub", "papillon"),
+        ("copy.json", "papillon"),
+        (".backup.key", "papillon"),
+        ("README.md", "pasted into the readme"),
+        ("server.pem", "pem"),
+        ("disguised.pub", "pem"),
+    ],
+)
+def test_load_public_dir_refuses_a_private_key_whatever_its_name_or_form(folder, private, name, kind):
+    path = folder / name
+    papillon_key = private_key_text(private, PASSPHRASE)
+    path.write_text({"papillon": papillon_key, "pem": pem(private)}.get(kind, "Our keys.\n\n" + papillon_key))
     with pytest.raises(KeyFileError, match="private key") as err:
         keys.load_public_dir(folder)
     assert str(path) in str(err.value)
 
 
-def test_load_public_dir_refuses_a_pem_private_key(folder, private):
-    path = folder / "server.pem"
-    path.write_bytes(private.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
-    with pytest.raises(KeyFileError, match="private key") as err:
-        keys.load_public_dir(folder)
-    assert str(path) in str(err.value)
-
-
-def test_load_public_dir_refuses_a_pem_private_key_named_like_a_public_key(folder, private):
-    path = folder / "disguised.pub"
-    path.write_bytes(private.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
-    with pytest.raises(KeyFileError, match="private key") as err:
-        keys.load_public_dir(folder)
-    assert str(path) in str(err.value)
-
-
-def test_load_public_dir_refuses_a_papillon_private_key_named_like_a_public_key(folder, private):
-    path = folder / "disguised.pub"
-    path.write_text(keys.dumps_private("organizer", private, PASSPHRASE, **FAST))
-    with pytest.raises(KeyFileError, match="private key") as err:
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        ("{not json", "not a Papillon key file (not JSON)"),
+        (
+            json.dumps({"type": "papillon-public-key", "version": 1, "algorithm": "X25519", "public_key": "AAAA"}),
+            "public_key must be 32 bytes",
+        ),
+        (json.dumps({"type": "something-else", "version": 1}), "not a Papillon public key (type or version)"),
+    ],
+    ids=["not json", "short key", "another type"],
+)
+def test_load_public_dir_refuses_a_public_key_file_that_holds_no_public_key(folder, content, words):
+    path = folder / "other.pub"
+    path.write_text(content)
+    with pytest.raises(KeyFileError, match=re.escape(words)) as err:
         keys.load_public_dir(folder)
     assert str(path) in str(err.value)
 
@@ -178,22 +195,6 @@ def test_load_public_dir_refuses_the_same_key_twice(folder, private):
         keys.load_public_dir(folder)
 
 
-def test_load_public_dir_refuses_a_hidden_private_key(folder, private):
-    path = folder / ".backup.key"
-    path.write_text(keys.dumps_private("organizer", private, PASSPHRASE, **FAST))
-    with pytest.raises(KeyFileError, match="private key") as err:
-        keys.load_public_dir(folder)
-    assert str(path) in str(err.value)
-
-
-def test_load_public_dir_refuses_a_private_key_pasted_into_the_readme(folder, private):
-    path = folder / "README.md"
-    path.write_text("Our keys.\n\n" + keys.dumps_private("organizer", private, PASSPHRASE, **FAST))
-    with pytest.raises(KeyFileError, match="private key") as err:
-        keys.load_public_dir(folder)
-    assert str(path) in str(err.value)
-
-
 @pytest.mark.parametrize("name", [".organizer.pub", "organizer.pub~", ".organizer.pub.swp", ".gitkeep"])
 def test_load_public_dir_refuses_hidden_and_leftover_files_by_name(folder, private, name):
     path = folder / name
@@ -205,7 +206,7 @@ def test_load_public_dir_refuses_hidden_and_leftover_files_by_name(folder, priva
 
 def test_load_public_dir_refuses_a_subfolder(folder, private):
     (folder / "old").mkdir()
-    (folder / "old" / "organizer.key").write_text(keys.dumps_private("organizer", private, PASSPHRASE, **FAST))
+    (folder / "old" / "organizer.key").write_text(private_key_text(private, PASSPHRASE))
     with pytest.raises(KeyFileError, match="not a plain file") as err:
         keys.load_public_dir(folder)
     assert str(folder / "old") in str(err.value)

@@ -1,24 +1,25 @@
 """Migrations: `flask --app wsgi db upgrade` makes the models' tables on SQLite and PostgreSQL, adopts a database
 the older init-db made, is harmless to run again, and the models never drift from the revisions.
 
-Each PostgreSQL test gets a database of its own, dropped at the end (``PAPILLON_TEST_POSTGRES_URL``, as in
-test_storage.py); the tests fail, never skip, when the server cannot be reached.
+Each PostgreSQL test gets a database of its own on the test server (``PAPILLON_TEST_POSTGRES_URL``), dropped at the
+end; the tests fail, never skip, when the server cannot be reached.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import subprocess
 import sys
 import threading
-import uuid
 from collections.abc import Iterator
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from pages import ROOT
+from services import flask, new_database, unreachable
 from sqlalchemy import (
     Boolean,
     Column,
@@ -35,8 +36,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
-from test_cli import flask
-from test_storage import POSTGRES_URL
 
 from app import StartupError, create_app, migrations
 from app.storage import Base, db, make_engine
@@ -72,20 +71,12 @@ def database_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'fresh.sqlite3'}"
         return
-    admin = create_engine(make_url(POSTGRES_URL), isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 10})
-    name = f"papillon_migrations_{uuid.uuid4().hex[:12]}"
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except SQLAlchemyError as exc:
-        admin.dispose()
-        pytest.fail(f"PostgreSQL is not reachable at {POSTGRES_URL} ({type(exc).__name__})", pytrace=False)
-    try:
-        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with contextlib.ExitStack() as stack:
+        try:
+            url = stack.enter_context(new_database("papillon_migrations"))
+        except SQLAlchemyError as exc:
+            pytest.fail(unreachable(exc), pytrace=False)
+        yield url
 
 
 @pytest.fixture

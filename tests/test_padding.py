@@ -58,8 +58,8 @@ def test_a_padded_json_reply_still_parses(client: FlaskClient) -> None:
 
 
 def test_static_files_are_served_as_they_are(client: FlaskClient, app: Flask) -> None:
-    response = client.get("/static/papillon.css")
-    assert response.data == (Path(app.root_path) / "static" / "papillon.css").read_bytes()
+    with client.get("/static/papillon.css") as response:  # a file's response holds it open until closed
+        assert response.data == (Path(app.root_path) / "static" / "papillon.css").read_bytes()
 
 
 def test_padding_can_be_turned_off(config: dict[str, object]) -> None:

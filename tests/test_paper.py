@@ -1,4 +1,5 @@
-"""Paper backup of a private key: written by keygen --paper, typed back in with keygen --restore."""
+"""papillon/paper.py: the paper backup of a private key, written by keygen --paper and typed back in with keygen
+--restore."""
 
 from __future__ import annotations
 

@@ -10,13 +10,12 @@ import re
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from pages import form_tokens
-from sqlalchemy import func, select
-from test_seal_js import run_node
+from pages import form_tokens, row_count
+from services import Node
 
 from app import create_app, pow
 from app.config import ConfigError
-from app.storage import Submission, db
+from app.storage import db
 
 SIGNATURE = {"signing_as": "individual", "name": "Ada Lovelace"}
 ONION = "unix:"  # what nginx reports of clients that came through tor's Unix socket
@@ -55,15 +54,15 @@ def test_a_nonce_that_is_not_a_short_decimal_is_refused_before_any_work(nonce: s
 
 
 @pytest.mark.parametrize(("digest", "bits"), [("00" * 32, 256), ("80" + "00" * 31, 0), ("0001" + "ff" * 30, 15)])
-def test_zero_bits_are_counted_alike_in_python_and_in_the_page(digest: str, bits: int) -> None:
+def test_zero_bits_are_counted_alike_in_python_and_in_the_page(node: Node, digest: str, bits: int) -> None:
     assert pow.leading_zero_bits(bytes.fromhex(digest)) == bits
-    assert run_node("envelope.js", {"command": "zero_bits", "digests": [digest]}) == [bits]
+    assert node("envelope.js", {"command": "zero_bits", "digests": [digest]}) == [bits]
 
 
-def test_the_page_finds_a_stamp_that_the_server_accepts() -> None:
+def test_the_page_finds_a_stamp_that_the_server_accepts(node: Node) -> None:
     challenge = os.urandom(32)
     config = {"challenge": base64.b64encode(challenge).decode(), "bits": 8, "iterations": 100}
-    result = run_node("envelope.js", {"command": "pow", "pow": config})
+    result = node("envelope.js", {"command": "pow", "pow": config})
     assert pow.verify(challenge, result["nonce"], 8, 100)
     assert result["nonce"] == pow.solve(challenge, 8, 100)  # the first nonce that works, as Python finds it
 
@@ -76,11 +75,6 @@ def make_app(config: dict[str, object], **overrides: object) -> Flask:
     with app.app_context():
         db.create_schema()
     return app
-
-
-def count(app: Flask) -> int:
-    with app.app_context(), db.session() as session:
-        return session.scalar(select(func.count()).select_from(Submission))
 
 
 def visitor(app: Flask, address: str) -> FlaskClient:
@@ -122,7 +116,7 @@ def test_a_stamped_post_from_a_shared_address_is_stored(config: dict[str, object
     app = make_app(config, PAPILLON_SHARED_ADDRESSES=ONION, **CHEAP)
     client = visitor(app, ONION)
     assert client.post("/petition/sign", data={**stamped(app, client), **SIGNATURE}).status_code == 303
-    assert count(app) == 1
+    assert row_count(app) == 1
 
 
 @pytest.mark.parametrize("bad", ["wrong", "other submission", "other form"])
@@ -142,7 +136,7 @@ def test_a_stamp_that_does_not_verify_is_refused_and_nothing_stored(config: dict
     response = client.post("/petition/sign", data=data)
     assert response.status_code == 400
     assert "anti-spam check" in response.get_data(as_text=True)
-    assert count(app) == 0
+    assert row_count(app) == 0
 
 
 def test_a_flood_without_work_does_not_lock_out_witnesses_who_do_the_work(config: dict[str, object]) -> None:

@@ -1,13 +1,13 @@
-"""Key rotation as staff do it: add a new key, later remove the old one, and every record still opens."""
+"""Cross-cutting: key rotation as staff do it. Add a new key, later remove the old one, and every record still
+opens."""
 
 from __future__ import annotations
 
 import csv
 from pathlib import Path
 
-import nacl.pwhash
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from pages import form_tokens
+from pages import form_tokens, private_key_text
 
 from app import create_app
 from app.site import site
@@ -22,15 +22,7 @@ def key_files(folder: Path, name: str) -> tuple[X25519PrivateKey, Path]:
     private = X25519PrivateKey.generate()
     folder.mkdir(parents=True, exist_ok=True)
     key_path = folder / f"{name}.key"
-    key_path.write_text(
-        keys.dumps_private(
-            name,
-            private,
-            PASSPHRASE.encode(),
-            opslimit=nacl.pwhash.argon2id.OPSLIMIT_MIN,
-            memlimit=nacl.pwhash.argon2id.MEMLIMIT_MIN,
-        )
-    )
+    key_path.write_text(private_key_text(private, PASSPHRASE.encode(), name))
     (folder / "passphrase.txt").write_text(PASSPHRASE + "\n")
     return private, key_path
 

@@ -1,4 +1,5 @@
-"""The whole sealed loop: a person answers every form, staff export and decrypt, and only the laptop reads it.
+"""Cross-cutting: the whole sealed loop. A person answers every form, staff export and decrypt, and only the laptop
+reads it.
 
 Every typed answer below is distinctive, so finding its bytes anywhere on the server side
 (the database file, its write-ahead log, the logs, the console) would be a leak.

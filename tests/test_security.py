@@ -1,32 +1,29 @@
-"""Headers, the CSRF cookie, quiet logs, key checks at start-up and the quick exit, page by page."""
+"""app/security.py: the headers and the quick exit on every kind of page, the CSRF cookie, quiet logs.
+
+The keys-folder checks at start-up are in tests/test_app.py and tests/test_keys.py; the rate limit key is in
+tests/test_limits.py.
+"""
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import threading
 import urllib.request
 from collections.abc import Callable
 from html import unescape
-from pathlib import Path
 
-import nacl.pwhash
 import pytest
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from flask import Flask
 from flask.logging import default_handler
 from flask.testing import FlaskClient
-from pages import form_tokens
-from sqlalchemy import select
+from pages import SIGNATURE, form_tokens, page_tokens, stored
 from werkzeug.serving import make_server
 from werkzeug.test import TestResponse
 
-from app import StartupError, create_app, security
-from app.storage import Submission, db
-from papillon import keys
+from app import create_app, security
+from app.storage import db
 
-SIGNATURE = {"signing_as": "individual", "name": "Zebulon Quartermaine"}
 CSP_DIRECTIVES = {
     "default-src": "'none'",
     "script-src": "'self'",
@@ -35,16 +32,6 @@ CSP_DIRECTIVES = {
     "form-action": "'self'",
     "base-uri": "'none'",
 }
-
-
-def tokens(client: FlaskClient, path: str = "/petition/sign") -> dict[str, str]:
-    html = client.get(path).get_data(as_text=True)
-    return form_tokens(html)
-
-
-def rows(app: Flask) -> list[Submission]:
-    with app.app_context(), db.session() as session:
-        return list(session.scalars(select(Submission)))
 
 
 # Each kind of page, reached the way a person (or a bot) reaches it; each gets an app of its own.
@@ -61,11 +48,11 @@ def _form(client: FlaskClient) -> TestResponse:
 
 
 def _thanks(client: FlaskClient) -> TestResponse:
-    return client.post("/petition/sign", data={**tokens(client), **SIGNATURE}, follow_redirects=True)
+    return client.post("/petition/sign", data={**page_tokens(client), **SIGNATURE}, follow_redirects=True)
 
 
 def _invalid_answers(client: FlaskClient) -> TestResponse:
-    return client.post("/petition/sign", data={**tokens(client), "signing_as": "individual"})
+    return client.post("/petition/sign", data={**page_tokens(client), "signing_as": "individual"})
 
 
 def _not_found(client: FlaskClient) -> TestResponse:
@@ -77,7 +64,7 @@ def _bad_request(client: FlaskClient) -> TestResponse:
 
 
 def _too_large(client: FlaskClient) -> TestResponse:
-    return client.post("/petition/sign", data={**tokens(client), "name": "x" * 300_000})
+    return client.post("/petition/sign", data={**page_tokens(client), "name": "x" * 300_000})
 
 
 def _too_many(client: FlaskClient) -> TestResponse:
@@ -87,7 +74,9 @@ def _too_many(client: FlaskClient) -> TestResponse:
 
 
 def _static(client: FlaskClient) -> TestResponse:
-    return client.get("/static/papillon.css")
+    response = client.get("/static/papillon.css")
+    response.close()  # a file's response holds it open until closed, as a server closes it once sent
+    return response
 
 
 def _healthz(client: FlaskClient) -> TestResponse:
@@ -186,7 +175,7 @@ def test_a_post_over_https_needs_no_referrer(app: Flask) -> None:
     data = form_tokens(html)
     response = client.post("/petition/sign", data={**data, **SIGNATURE}, base_url="https://localhost")
     assert response.status_code == 303
-    assert len(rows(app)) == 1
+    assert len(stored(app)) == 1
 
 
 def test_error_pages_are_kind_and_repeat_nothing(client: FlaskClient, app: Flask) -> None:
@@ -197,7 +186,7 @@ def test_error_pages_are_kind_and_repeat_nothing(client: FlaskClient, app: Flask
     assert 'id="error-message"' in html
     assert "Zebulon" not in html
     assert "Traceback" not in html
-    assert rows(app) == []
+    assert stored(app) == []
 
 
 def test_an_unexpected_error_shows_the_kind_page(config: dict[str, object]) -> None:
@@ -272,22 +261,23 @@ def test_https_reported_by_a_proxy_counts_only_when_the_proxy_is_trusted(
 
 def test_only_form_pages_set_a_cookie(client: FlaskClient) -> None:
     for path in ("/", "/petition/", "/petition/sign/thanks", "/nowhere/", "/healthz", "/static/papillon.css"):
-        assert not client.get(path).headers.getlist("Set-Cookie"), path
+        with client.get(path) as response:
+            assert not response.headers.getlist("Set-Cookie"), path
 
 
 def test_the_session_holds_nothing_but_the_csrf_token(client: FlaskClient, app: Flask) -> None:
     serializer = app.session_interface.get_signing_serializer(app)
     client.get("/petition/sign")
     assert set(serializer.loads(client.get_cookie("papillon").value)) == {"csrf_token"}
-    client.post("/petition/sign", data={**tokens(client), **SIGNATURE})
-    client.post("/petition/sign", data={**tokens(client), "name": "x"})  # invalid: re-rendered
+    client.post("/petition/sign", data={**page_tokens(client), **SIGNATURE})
+    client.post("/petition/sign", data={**page_tokens(client), "name": "x"})  # invalid: re-rendered
     assert set(serializer.loads(client.get_cookie("papillon").value)) == {"csrf_token"}
-    assert len(rows(app)) == 1
+    assert len(stored(app)) == 1
 
 
 def test_the_thank_you_page_reveals_nothing_that_was_sent(client: FlaskClient, app: Flask) -> None:
     answers = {**SIGNATURE, "position": "Lighthouse-Keeper-Unique", "organization": "Order-Of-Unusual-Words"}
-    response = client.post("/petition/sign", data={**tokens(client), **answers})
+    response = client.post("/petition/sign", data={**page_tokens(client), **answers})
     assert response.status_code == 303
     location = response.headers["Location"]
     assert "?" not in location
@@ -298,7 +288,7 @@ def test_the_thank_you_page_reveals_nothing_that_was_sent(client: FlaskClient, a
     for value in answers.values():
         assert value not in html
     assert 'id="error-message"' not in html
-    assert len(rows(app)) == 1
+    assert len(stored(app)) == 1
 
 
 # Logs: the development server's request lines, and Flask's own handler.
@@ -355,66 +345,3 @@ def test_flasks_own_log_handler_prints_no_time(app: Flask) -> None:
     assert "asctime" not in (formatter._fmt or "")
     assert not re.search(r"\d{1,2}:\d{2}", line)
     assert line.endswith("Exception on /x [POST]")
-
-
-# Keys: the server refuses to start with anything but public keys in its folder.
-def private_key_text() -> str:
-    return keys.dumps_private(
-        "organizer",
-        X25519PrivateKey.generate(),
-        b"passphrase",
-        opslimit=nacl.pwhash.argon2id.OPSLIMIT_MIN,
-        memlimit=nacl.pwhash.argon2id.MEMLIMIT_MIN,
-    )
-
-
-PEM_PRIVATE = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VuBCIEIA==\n-----END PRIVATE KEY-----\n"
-
-
-@pytest.mark.parametrize(
-    ("name", "content"),
-    [
-        ("organizer.key", "private"),
-        ("backup.pub", "private"),
-        ("copy.json", "private"),
-        ("laptop.pem", PEM_PRIVATE),
-        ("old.pub", PEM_PRIVATE),
-    ],
-)
-def test_a_private_key_in_the_keys_folder_stops_the_server(
-    config: dict[str, object], keys_dir: Path, name: str, content: str
-) -> None:
-    (keys_dir / name).write_text(private_key_text() if content == "private" else content)
-    with pytest.raises(StartupError) as caught:
-        create_app(config)
-    message = str(caught.value)
-    assert name in message
-    assert "private key" in message
-
-
-@pytest.mark.parametrize(
-    ("name", "content"),
-    [
-        ("notes.txt", "remember the passphrase"),
-        ("broken.pub", "{not json"),
-        (
-            "short.pub",
-            json.dumps({"type": "papillon-public-key", "version": 1, "algorithm": "X25519", "public_key": "AAAA"}),
-        ),
-        ("other.pub", json.dumps({"type": "something-else", "version": 1})),
-    ],
-)
-def test_anything_but_a_valid_public_key_stops_the_server(
-    config: dict[str, object], keys_dir: Path, name: str, content: str
-) -> None:
-    (keys_dir / name).write_text(content)
-    with pytest.raises(StartupError) as caught:
-        create_app(config)
-    assert name in str(caught.value)
-
-
-def test_an_empty_keys_folder_stops_the_server(config: dict[str, object], keys_dir: Path) -> None:
-    for path in keys_dir.iterdir():
-        path.unlink()
-    with pytest.raises(StartupError, match="no public key"):
-        create_app(config)

@@ -1,4 +1,5 @@
-"""The public list of signers: only those who agreed are named, everyone is counted, nothing else is shown."""
+"""papillon/signers.py and `flask publish`: the public list of signers. Only those who agreed are named, everyone
+is counted, nothing else is shown."""
 
 from __future__ import annotations
 
@@ -7,14 +8,13 @@ import json
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
-from pages import decrypt_args, form_tokens
+from pages import decrypt_args, page_tokens
 
 from papillon import signers
 
 
 def sign(client: FlaskClient, name: str, organization: str = "", email: str = "", listed: bool = False) -> None:
-    page = client.get("/petition/sign").get_data(as_text=True)
-    data = {**form_tokens(page), "signing_as": "individual", "name": name, "organization": organization}
+    data = {**page_tokens(client), "signing_as": "individual", "name": name, "organization": organization}
     data |= {"email": email} if email else {}
     data |= {"list_my_name": "y"} if listed else {}
     assert client.post("/petition/sign", data=data).status_code == 303

@@ -97,7 +97,6 @@ def damaged_copy(bundle: Path, form: str) -> tuple[Path, str]:
     return damaged, record["id"]
 
 
-@pytest.mark.browser
 def test_two_staff_members_run_the_whole_staff_side_offline(
     offline_kit: Laptop,
     laptops: dict[str, Path],

@@ -1,76 +1,38 @@
 """The storage module on SQLite and on PostgreSQL: store once, export, purge, and nothing about the sender.
 
 PostgreSQL must be reachable (``PAPILLON_TEST_POSTGRES_URL``, default a local server with trust
-authentication): each test session creates its own database there and drops it at the end. When
-the server cannot be reached the PostgreSQL tests fail with a message saying so; they never skip.
+authentication): each test session creates its own database there and drops it at the end (conftest.py's
+``postgres``). When the server cannot be reached the PostgreSQL tests fail with a message saying so; they never skip.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import os
 import sqlite3
 import stat
 import threading
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from flask import Flask
+from services import Postgres, flask
 from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
-from test_cli import flask
 
 from app import create_app, migrations
 from app.storage import Base, PurgeIncomplete, Submission, db
 
-POSTGRES_URL = os.environ.get("PAPILLON_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 THREADS = 8
-
-
-@dataclass(frozen=True)
-class Postgres:
-    url: str | None
-    problem: str | None
-
-
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[Postgres]:
-    """A fresh database for this test session, dropped at the end; or why there is none."""
-    admin_url = make_url(POSTGRES_URL)
-    name = f"papillon_test_{uuid.uuid4().hex[:16]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 10})
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except SQLAlchemyError as exc:
-        admin.dispose()
-        where = admin_url.render_as_string(hide_password=True)
-        yield Postgres(
-            url=None,
-            problem=f"PostgreSQL is not reachable at {where} ({type(exc).__name__}): start it, "
-            "or set PAPILLON_TEST_POSTGRES_URL to a server where this user may create databases",
-        )
-        return
-    try:
-        yield Postgres(url=admin_url.set(database=name).render_as_string(hide_password=False), problem=None)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def app(request: pytest.FixtureRequest, config: dict[str, object]) -> Iterator[Flask]:
     """The app on a fresh database of each kind."""
     if request.param == "postgresql":
-        pg: Postgres = request.getfixturevalue("postgres")
-        if pg.problem:
-            pytest.fail(pg.problem, pytrace=False)
-        config["DATABASE_URL"] = pg.url
+        config["DATABASE_URL"] = request.getfixturevalue("postgres").require()
     app = create_app(config)
     with app.app_context():
         db.create_schema()
@@ -90,9 +52,7 @@ def sqlite_app(config: dict[str, object]) -> Flask:
 
 @pytest.fixture
 def postgres_app(config: dict[str, object], postgres: Postgres) -> Iterator[Flask]:
-    if postgres.problem:
-        pytest.fail(postgres.problem, pytrace=False)
-    app = create_app({**config, "DATABASE_URL": postgres.url})
+    app = create_app({**config, "DATABASE_URL": postgres.require()})
     with app.app_context():
         db.create_schema()
         engine = db.engine
@@ -116,9 +76,7 @@ def store(n: int, campaign: str = "petition", form: str = "sign", **kw: str) -> 
 
 
 def test_postgresql_is_reachable(postgres):
-    if postgres.problem:
-        pytest.fail(postgres.problem, pytrace=False)
-    assert make_url(postgres.url).database.startswith("papillon_test_")
+    assert make_url(postgres.require()).database.startswith("papillon_test_")
 
 
 def test_the_tests_run_on_the_database_they_claim(app, request):

@@ -1,4 +1,6 @@
-"""The public site: campaign pages, every form's HTML constraints, and the sealed submission loop."""
+"""app/views.py: the campaign pages, the sealing settings a form page carries, and the submission loop (plain
+answers sealed here or an envelope sealed in the browser, each stored once, refusals that store nothing, a 503 when
+the database is down). How a form renders its fields and reads the answers is in tests/test_forms.py."""
 
 from __future__ import annotations
 
@@ -9,12 +11,24 @@ import json
 import logging
 import socket
 import sqlite3
-from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from pages import SUBMISSION, form_data, form_tokens
+from pages import (
+    FORMS,
+    SUBMISSION,
+    Controls,
+    definition,
+    form_data,
+    form_tokens,
+    open_row,
+    page_tokens,
+    public,
+    script_envelope,
+    stored,
+    valid_answers,
+)
 from sqlalchemy.exc import OperationalError
 
 from app.forms import new_submission_id
@@ -22,76 +36,11 @@ from app.site import site
 from app.storage import db
 from papillon import campaigns as c
 from papillon import envelope
-from papillon.keys import PublicKey, raw_public_bytes
-
-FORMS = [("petition", "sign"), ("letter", "sign"), ("petition", "testimony")]
-TEXT_TYPES = {c.TEXT, c.EMAIL, c.PHONE, c.POSTAL_CODE}
-
-
-class Controls(HTMLParser):
-    """Every input, textarea and form tag of a page, with its attributes (values unescaped)."""
-
-    def __init__(self, page: str) -> None:
-        super().__init__()
-        self.tags: list[tuple[str, dict[str, str | None]]] = []
-        self.feed(page)
-
-    def handle_starttag(self, tag, attrs):
-        if tag in {"input", "textarea", "form"}:
-            self.tags.append((tag, dict(attrs)))
-
-    def named(self, name: str) -> list[tuple[str, dict[str, str | None]]]:
-        return [(tag, attrs) for tag, attrs in self.tags if attrs.get("name") == name]
-
-    def form_tag(self) -> dict[str, str | None]:
-        return next(attrs for tag, attrs in self.tags if tag == "form")
-
-
-def definition(app, campaign: str, form: str) -> c.Form:
-    return site(app).campaigns[campaign].forms[form]
-
-
-def sample(field: c.Field) -> c.Answer:
-    """A valid answer that is easy to recognise and appears nowhere on the site."""
-    return {
-        c.TEXT: f"Zqv {field.name} \u00e9t\u00e9",
-        c.LONG_TEXT: f"Zqv first line of {field.name}\nsecond line \u00e0 la ligne",
-        c.EMAIL: "zqv.signer@example.org",
-        c.PHONE: "+1 (514) 555-0199",
-        c.POSTAL_CODE: "H2X 1Y4",
-        c.SINGLE_CHOICE: field.choice_ids[-1] if field.choices else "",
-        c.MULTIPLE_CHOICE: [field.choice_ids[0], field.choice_ids[-1]] if field.choices else [],
-        c.CONSENT: True,
-    }[field.type]
-
-
-def valid_answers(form: c.Form) -> dict[str, c.Answer]:
-    return {f.name: sample(f) for f in form.fields}
 
 
 def typed_text(answers: dict[str, c.Answer]) -> list[str]:
     """The answers a person typed (choices aside): none can occur by chance in base64 or a page."""
     return [v for v in answers.values() if isinstance(v, str) and v.startswith(("Zqv", "zqv", "+1", "H2X"))]
-
-
-def stored(app) -> list:
-    with app.app_context():
-        return db.unexported()
-
-
-def organizer_public(organizer_key: X25519PrivateKey) -> PublicKey:
-    return PublicKey(name="organizer", raw=raw_public_bytes(organizer_key.public_key()))
-
-
-def open_row(row, organizer_key: X25519PrivateKey) -> dict:
-    sealed = envelope.parse(row.envelope)
-    return envelope.open_envelope(sealed, organizer_key, row.campaign, row.form)
-
-
-def page_tokens(client, campaign: str, form: str) -> dict[str, str]:
-    page = client.get(f"/{campaign}/{form}")
-    assert page.status_code == 200
-    return form_tokens(page.get_data(as_text=True))
 
 
 def post(client, campaign: str, form: str, data: dict[str, object]):
@@ -145,43 +94,6 @@ def test_healthz_answers_200(client):
     assert response.get_data(as_text=True) == "ok\n"
 
 
-# --- every form renders its constraints -----------------------------------------------------
-
-
-@pytest.mark.parametrize(("campaign", "form"), FORMS)
-def test_form_page_renders_every_field_with_its_html_constraints(client, app, campaign, form):
-    response = client.get(f"/{campaign}/{form}")
-    assert response.status_code == 200
-    controls = Controls(response.get_data(as_text=True))
-    for field in definition(app, campaign, form).fields:
-        found = controls.named(field.name)
-        assert found, field.name
-        if field.type in TEXT_TYPES:
-            ((tag, attrs),) = found
-            assert tag == "input"
-            assert attrs["maxlength"] == str(field.max_length)
-            assert ("required" in attrs) == field.required
-            assert attrs["type"] == {c.EMAIL: "email", c.PHONE: "tel"}.get(field.type, "text")
-            if field.type in {c.PHONE, c.POSTAL_CODE}:
-                assert attrs["pattern"] == c.PATTERNS[field.type]
-            else:
-                assert "pattern" not in attrs
-        elif field.type == c.LONG_TEXT:
-            ((tag, attrs),) = found
-            assert tag == "textarea"
-            assert attrs["maxlength"] == str(field.max_length)
-            assert ("required" in attrs) == field.required
-        elif field.type in c.CHOICE_TYPES:
-            kind = "radio" if field.type == c.SINGLE_CHOICE else "checkbox"
-            assert [attrs["type"] for _, attrs in found] == [kind] * len(field.choices)
-            assert [attrs["value"] for _, attrs in found] == list(field.choice_ids)
-            if field.type == c.SINGLE_CHOICE:
-                assert all(("required" in attrs) == field.required for _, attrs in found)
-        else:
-            ((tag, attrs),) = found
-            assert (tag, attrs["type"]) == ("input", "checkbox")
-
-
 @pytest.mark.parametrize(("campaign", "form"), FORMS)
 def test_form_page_carries_the_sealing_settings_for_the_browser(client, app, organizer_key, campaign, form):
     controls = Controls(client.get(f"/{campaign}/{form}").get_data(as_text=True))
@@ -189,12 +101,12 @@ def test_form_page_carries_the_sealing_settings_for_the_browser(client, app, org
     assert form_tag["method"] == "post"
     assert form_tag["action"] == f"/{campaign}/{form}"
     seal = json.loads(form_tag["data-seal"])
-    public = organizer_public(organizer_key)
+    key = public(organizer_key)
     assert seal["info"] == f"papillon/v2/{campaign}/{form}"
     assert seal["version"] == envelope.VERSION
-    assert seal["keys"] == [{"key_id": public.key_id, "public_key": public.to_b64()}]
+    assert seal["keys"] == [{"key_id": key.key_id, "public_key": key.to_b64()}]
     assert seal["pad_block"] == envelope.PAD_BLOCK
-    assert seal["form_version"] == definition(app, campaign, form).version
+    assert seal["form_version"] == definition(campaign, form).version
 
 
 def test_static_files_are_addressed_by_their_content_so_no_stale_script_meets_a_new_page(client, app):
@@ -202,17 +114,18 @@ def test_static_files_are_addressed_by_their_content_so_no_stale_script_meets_a_
     for name in ("seal.js", "exit.js", "papillon.css"):
         digest = hashlib.sha256((Path(app.static_folder) / name).read_bytes()).hexdigest()[:12]
         assert f"/static/{name}?v={digest}" in page
-        assert client.get(f"/static/{name}?v={digest}").status_code == 200
+        with client.get(f"/static/{name}?v={digest}") as response:
+            assert response.status_code == 200
 
 
 def test_form_page_shows_the_key_fingerprint(client, organizer_key):
     body = client.get("/petition/sign").get_data(as_text=True)
-    assert organizer_public(organizer_key).fingerprint in body
+    assert public(organizer_key).fingerprint in body
 
 
 def test_each_form_page_gets_a_fresh_submission_id(client):
-    first = form_tokens(client.get("/petition/sign").get_data(as_text=True))["submission_id"]
-    second = form_tokens(client.get("/petition/sign").get_data(as_text=True))["submission_id"]
+    first = page_tokens(client)["submission_id"]
+    second = page_tokens(client)["submission_id"]
     assert first != second
     assert len(first) == 32
 
@@ -224,7 +137,7 @@ def test_each_form_page_gets_a_fresh_submission_id(client):
 def test_valid_post_is_sealed_by_the_server_and_opens_to_the_answers(
     client, app, submit, organizer_key, campaign, form
 ):
-    answers = valid_answers(definition(app, campaign, form))
+    answers = valid_answers(definition(campaign, form))
     response = submit(campaign, form, answers)
     assert response.status_code == 303
     assert response.headers["Location"] == f"/{campaign}/{form}/thanks"
@@ -239,33 +152,15 @@ def test_valid_post_is_sealed_by_the_server_and_opens_to_the_answers(
 
 @pytest.mark.parametrize(("campaign", "form"), FORMS)
 def test_thank_you_page_repeats_none_of_the_submitted_text(client, app, submit, campaign, form):
-    answers = valid_answers(definition(app, campaign, form))
+    answers = valid_answers(definition(campaign, form))
     response = submit(campaign, form, answers)
     thanks = client.get(response.headers["Location"])
     assert thanks.status_code == 200
     body = html.unescape(thanks.get_data(as_text=True))
-    assert definition(app, campaign, form).thanks in body
+    assert definition(campaign, form).thanks in body
     assert typed_text(answers)
     for text in typed_text(answers):
         assert text.splitlines()[0] not in body
-
-
-def test_optional_fields_may_be_left_empty(client, app, submit, organizer_key):
-    response = submit("petition", "testimony", {"what_happened": "It happened."})
-    assert response.status_code == 303
-    (row,) = stored(app)
-    answers = open_row(row, organizer_key)["answers"]
-    assert answers["what_happened"] == "It happened."
-    assert answers["may_share"] is False
-    assert answers["where"] == ""
-    assert answers["when"] == ""
-
-
-def test_answers_are_trimmed_and_line_breaks_normalised(client, app, submit, organizer_key):
-    response = submit("petition", "testimony", {"what_happened": "  one\r\ntwo\rthree  "})
-    assert response.status_code == 303
-    (row,) = stored(app)
-    assert open_row(row, organizer_key)["answers"]["what_happened"] == "one\ntwo\nthree"
 
 
 def test_non_latin_answers_are_sealed_intact(client, app, submit, organizer_key):
@@ -276,90 +171,11 @@ def test_non_latin_answers_are_sealed_intact(client, app, submit, organizer_key)
     assert open_row(row, organizer_key)["answers"]["name"] == name
 
 
-# --- refusals: 4xx, a message beside the field, nothing stored -------------------------
-
-
-@pytest.mark.parametrize(
-    ("campaign", "form", "answers", "field", "message"),
-    [
-        ("petition", "sign", {"signing_as": "individual"}, "name", "This field is required."),
-        ("petition", "sign", {"name": "Ada"}, "signing_as", "This field is required."),
-        ("petition", "testimony", {"what_happened": "  "}, "what_happened", "Please tell us what happened."),
-        (
-            "petition",
-            "sign",
-            {"signing_as": "individual", "name": "x" * 121},
-            "name",
-            "Please keep this under 120 characters.",
-        ),
-        (
-            "letter",
-            "sign",
-            {"name": "Ada", "email": "not-an-email"},
-            "email",
-            "Please give an email address such as name@example.org.",
-        ),
-        (
-            "petition",
-            "sign",
-            {"signing_as": "A robot", "name": "Ada"},
-            "signing_as",
-            "Please choose from the list.",
-        ),
-        (
-            "petition",
-            "sign",
-            {"signing_as": "individual", "name": "Ada", "areas_of_focus": ["rights", "Astrology"]},
-            "areas_of_focus",
-            "Please choose from the list.",
-        ),
-        (
-            "petition",
-            "sign",
-            {"signing_as": "individual", "name": "Ada", "phone": "call me maybe"},
-            "phone",
-            "Please give a phone number using digits, spaces, +, -, ( and ).",
-        ),
-        (
-            "petition",
-            "sign",
-            {"signing_as": "individual", "name": "Ada", "postal_code": "H2X/1Y4"},
-            "postal_code",
-            "Please give a postal code using letters, digits and spaces.",
-        ),
-        (
-            "petition",
-            "sign",
-            {"signing_as": "individual", "name": "Ada\x00"},
-            "name",
-            "This answer holds characters that are not allowed.",
-        ),
-    ],
-)
-def test_an_invalid_answer_is_refused_with_a_message_beside_the_field(
-    client, app, submit, campaign, form, answers, field, message
-):
-    response = submit(campaign, form, answers)
-    assert response.status_code == 400
-    body = response.get_data(as_text=True)
-    controls = Controls(body)
-    assert controls.named(field)
-    error = f'<p class="error" id="{field}-error">'
-    assert error in body
-    assert html.unescape(body.split(error, 1)[1].split("</p>", 1)[0]) == message
-    assert "Nothing was stored yet." in body
-    assert stored(app) == []
-
-
-def test_an_invalid_post_keeps_the_other_answers_in_the_re_rendered_form(client, app, submit):
-    response = submit("petition", "sign", {"signing_as": "individual", "name": "", "position": "Zqv Poet"})
-    assert response.status_code == 400
-    (_, attrs), *_ = Controls(response.get_data(as_text=True)).named("position")
-    assert attrs["value"] == "Zqv Poet"
+# --- refusals: 4xx and nothing stored (the messages beside the fields: tests/test_forms.py) ---------------
 
 
 def test_re_rendered_form_after_an_error_keeps_the_same_submission_id(client, app, submit):
-    tokens = page_tokens(client, "petition", "sign")
+    tokens = page_tokens(client, "/petition/sign")
     response = post(client, "petition", "sign", {**tokens, "signing_as": "individual"})
     assert response.status_code == 400
     assert SUBMISSION.search(response.get_data(as_text=True)).group(1) == tokens["submission_id"]
@@ -370,7 +186,7 @@ def test_re_rendered_form_after_an_error_keeps_the_same_submission_id(client, ap
 
 @pytest.mark.parametrize("token", [None, "", "not-a-real-token"])
 def test_missing_or_bad_csrf_token_is_refused_and_nothing_stored(client, app, token):
-    tokens = page_tokens(client, "petition", "testimony")
+    tokens = page_tokens(client, "/petition/testimony")
     data = {"submission_id": tokens["submission_id"], "what_happened": "Zqv something"}
     if token is not None:
         data["csrf_token"] = token
@@ -389,7 +205,7 @@ CORRECT_BELOW = "Please correct the answers marked below."
 
 
 def test_an_expired_page_with_every_answer_right_asks_to_correct_nothing(client, app):
-    tokens = page_tokens(client, "petition", "testimony")
+    tokens = page_tokens(client, "/petition/testimony")
     response = post(client, "petition", "testimony", {**tokens, "csrf_token": "expired", "what_happened": "Zqv x"})
     assert response.status_code == 400
     summary = error_summary(response)
@@ -400,7 +216,7 @@ def test_an_expired_page_with_every_answer_right_asks_to_correct_nothing(client,
 
 
 def test_an_expired_page_with_a_wrong_answer_lists_the_answer_to_correct(client, app):
-    tokens = page_tokens(client, "petition", "testimony")
+    tokens = page_tokens(client, "/petition/testimony")
     response = post(client, "petition", "testimony", {**tokens, "csrf_token": "expired", "what_happened": " "})
     assert response.status_code == 400
     summary = error_summary(response)
@@ -413,8 +229,8 @@ def test_an_expired_page_with_a_wrong_answer_lists_the_answer_to_correct(client,
 
 def test_a_csrf_token_from_another_session_is_refused(app, client):
     other = app.test_client()
-    tokens = page_tokens(other, "petition", "testimony")
-    page_tokens(client, "petition", "testimony")
+    tokens = page_tokens(other, "/petition/testimony")
+    page_tokens(client, "/petition/testimony")
     response = post(client, "petition", "testimony", {**tokens, "what_happened": "Zqv something"})
     assert response.status_code == 400
     assert stored(app) == []
@@ -425,7 +241,7 @@ def test_a_csrf_token_from_another_session_is_refused(app, client):
     [None, "", "abc", "0" * 31, "0" * 33, "A" * 32, "g" * 32, "../" + "0" * 29, "0" * 16 + " " + "0" * 15],
 )
 def test_missing_or_malformed_submission_id_is_refused_and_nothing_stored(client, app, submission_id):
-    tokens = page_tokens(client, "petition", "testimony")
+    tokens = page_tokens(client, "/petition/testimony")
     data = {"csrf_token": tokens["csrf_token"], "what_happened": "Zqv something"}
     if submission_id is not None:
         data["submission_id"] = submission_id
@@ -436,7 +252,7 @@ def test_missing_or_malformed_submission_id_is_refused_and_nothing_stored(client
 
 
 def test_a_repeated_post_with_the_same_submission_id_and_answers_stores_one_row(client, app, organizer_key):
-    tokens = page_tokens(client, "petition", "testimony")
+    tokens = page_tokens(client, "/petition/testimony")
     first = post(client, "petition", "testimony", {**tokens, "what_happened": "first try"})
     again = post(client, "petition", "testimony", {**tokens, "what_happened": "first try"})
     assert first.status_code == again.status_code == 303
@@ -446,7 +262,7 @@ def test_a_repeated_post_with_the_same_submission_id_and_answers_stores_one_row(
 
 
 def test_changed_answers_sent_again_from_the_same_page_come_back_with_409_not_dropped(client, app, organizer_key):
-    tokens = page_tokens(client, "petition", "testimony")
+    tokens = page_tokens(client, "/petition/testimony")
     assert post(client, "petition", "testimony", {**tokens, "what_happened": "first try"}).status_code == 303
     again = post(client, "petition", "testimony", {**tokens, "what_happened": "second try"})
     assert again.status_code == 409
@@ -457,7 +273,7 @@ def test_changed_answers_sent_again_from_the_same_page_come_back_with_409_not_dr
     assert fresh != tokens["submission_id"]
     (row,) = stored(app)
     assert open_row(row, organizer_key)["answers"]["what_happened"] == "first try"
-    resent = {**page_tokens(client, "petition", "testimony"), "submission_id": fresh, "what_happened": "second try"}
+    resent = {**page_tokens(client, "/petition/testimony"), "submission_id": fresh, "what_happened": "second try"}
     assert post(client, "petition", "testimony", resent).status_code == 303
     assert sorted(open_row(r, organizer_key)["answers"]["what_happened"] for r in stored(app)) == [
         "first try",
@@ -465,53 +281,43 @@ def test_changed_answers_sent_again_from_the_same_page_come_back_with_409_not_dr
     ]
 
 
-def test_the_stored_digest_of_a_plain_post_is_keyed_by_the_senders_cookie_not_by_anything_the_server_keeps(
+def test_the_same_answers_under_the_same_number_from_another_browser_are_not_taken_for_a_repeat(
     client, app, organizer_key
 ):
-    tokens = page_tokens(client, "petition", "testimony")
+    """The check that a post is a repeat is keyed by the sender's cookie: knowing a submission number, no one else
+    can confirm a guess of its answers (a 303 would say "yes, these were the answers")."""
+    tokens = page_tokens(client, "/petition/testimony")
+    for _ in range(2):  # the same browser, sending again: a repeat
+        assert post(client, "petition", "testimony", {**tokens, "what_happened": "guess me"}).status_code == 303
+    other = app.test_client()
+    guess = {**page_tokens(other, "/petition/testimony"), "submission_id": tokens["submission_id"]}
+    assert post(other, "petition", "testimony", {**guess, "what_happened": "guess me"}).status_code == 409
+    (row,) = stored(app)
+    assert open_row(row, organizer_key)["answers"]["what_happened"] == "guess me"
+
+
+def test_the_stored_digest_of_a_plain_post_cannot_be_checked_with_anything_the_server_keeps(client, app, organizer_key):
+    tokens = page_tokens(client, "/petition/testimony")
     assert post(client, "petition", "testimony", {**tokens, "what_happened": "guess me"}).status_code == 303
     (row,) = stored(app)
     doc = open_row(row, organizer_key)
-    sent = envelope.plaintext(doc["answers"], doc["form_version"], doc["locale"])
-
-    def keyed(key: str) -> str:
-        return hmac.new(key.encode(), row.id.encode() + b"\0" + sent, hashlib.sha256).hexdigest()
-
+    sent = row.id.encode() + b"\0" + envelope.plaintext(doc["answers"], doc["form_version"], doc["locale"])
+    server_secret = str(app.config["SECRET_KEY"]).encode()
+    assert row.digest is not None
+    assert row.digest not in {hashlib.sha256(sent).hexdigest(), hmac.new(server_secret, sent, "sha256").hexdigest()}
     with client.session_transaction() as cookie:
         browser_secret = cookie["csrf_token"]
-    assert row.digest == keyed(browser_secret)
-    assert row.digest not in {keyed(app.config["SECRET_KEY"]), keyed("")}
     assert browser_secret.encode() not in Path(app.config["DATABASE_URL"].removeprefix("sqlite:///")).read_bytes()
-
-
-def test_the_honeypot_filled_in_gets_thanks_but_nothing_is_stored(client, app, submit):
-    answers = valid_answers(definition(app, "petition", "sign"))
-    response = submit("petition", "sign", answers, website="http://spam.example")
-    assert response.status_code == 303
-    assert response.headers["Location"] == "/petition/sign/thanks"
-    assert stored(app) == []
-
-
-def test_the_honeypot_field_is_rendered_out_of_the_tab_order(client, app):
-    controls = Controls(client.get("/petition/sign").get_data(as_text=True))
-    ((_, attrs),) = controls.named(app.config["PAPILLON_HONEYPOT_FIELD"])
-    assert attrs["tabindex"] == "-1"
-    assert attrs["autocomplete"] == "off"
 
 
 # --- the browser path: the page seals, the server checks the envelope's shape -------------
 
 
-def browser_envelope(keys: list[PublicKey], campaign: str, form: str, answers: dict) -> str:
-    data = envelope.plaintext(answers, 1, "en")
-    return envelope.seal(data, keys, campaign, form).to_json()
-
-
 @pytest.mark.parametrize(("campaign", "form"), FORMS)
 def test_a_browser_sealed_envelope_is_stored_as_sealed_by_browser(client, app, organizer_key, campaign, form):
-    answers = valid_answers(definition(app, campaign, form))
-    tokens = page_tokens(client, campaign, form)
-    sealed = browser_envelope([organizer_public(organizer_key)], campaign, form, answers)
+    answers = valid_answers(definition(campaign, form))
+    tokens = page_tokens(client, f"/{campaign}/{form}")
+    sealed = script_envelope([public(organizer_key)], campaign, form, answers)
     response = post(client, campaign, form, {**tokens, "envelope": sealed})
     assert response.status_code == 303
     assert response.headers["Location"] == f"/{campaign}/{form}/thanks"
@@ -523,8 +329,8 @@ def test_a_browser_sealed_envelope_is_stored_as_sealed_by_browser(client, app, o
 def test_the_sealing_script_asking_for_json_gets_the_thank_you_address_instead_of_a_redirect(
     client, app, organizer_key
 ):
-    tokens = page_tokens(client, "petition", "testimony")
-    sealed = browser_envelope([organizer_public(organizer_key)], "petition", "testimony", {"what_happened": "x"})
+    tokens = page_tokens(client, "/petition/testimony")
+    sealed = script_envelope([public(organizer_key)], "petition", "testimony", {"what_happened": "x"})
     response = client.post(
         "/petition/testimony", data={**tokens, "envelope": sealed}, headers={"Accept": "application/json"}
     )
@@ -535,9 +341,9 @@ def test_the_sealing_script_asking_for_json_gets_the_thank_you_address_instead_o
 
 
 def test_an_envelope_sealed_to_another_key_is_refused_and_nothing_stored(client, app):
-    stranger = PublicKey(name="stranger", raw=raw_public_bytes(X25519PrivateKey.generate().public_key()))
-    tokens = page_tokens(client, "petition", "testimony")
-    sealed = browser_envelope([stranger], "petition", "testimony", {"what_happened": "x"})
+    stranger = public(X25519PrivateKey.generate(), "stranger")
+    tokens = page_tokens(client, "/petition/testimony")
+    sealed = script_envelope([stranger], "petition", "testimony", {"what_happened": "x"})
     response = post(client, "petition", "testimony", {**tokens, "envelope": sealed})
     assert response.status_code == 400
     assert "not sealed to exactly the current organizer keys" in html.unescape(response.get_data(as_text=True))
@@ -545,11 +351,9 @@ def test_an_envelope_sealed_to_another_key_is_refused_and_nothing_stored(client,
 
 
 def test_an_envelope_sealed_to_an_extra_key_is_refused(client, app, organizer_key):
-    stranger = PublicKey(name="stranger", raw=raw_public_bytes(X25519PrivateKey.generate().public_key()))
-    tokens = page_tokens(client, "petition", "testimony")
-    sealed = browser_envelope(
-        [organizer_public(organizer_key), stranger], "petition", "testimony", {"what_happened": "x"}
-    )
+    stranger = public(X25519PrivateKey.generate(), "stranger")
+    tokens = page_tokens(client, "/petition/testimony")
+    sealed = script_envelope([public(organizer_key), stranger], "petition", "testimony", {"what_happened": "x"})
     response = post(client, "petition", "testimony", {**tokens, "envelope": sealed})
     assert response.status_code == 400
     assert stored(app) == []
@@ -557,7 +361,7 @@ def test_an_envelope_sealed_to_an_extra_key_is_refused(client, app, organizer_ke
 
 @pytest.mark.parametrize("bad", ["{}", "not json", '{"version":1,"recipients":[]}', '{"answers":{"x":"plain"}}'])
 def test_a_malformed_envelope_is_refused_and_nothing_stored(client, app, bad):
-    tokens = page_tokens(client, "petition", "testimony")
+    tokens = page_tokens(client, "/petition/testimony")
     response = post(client, "petition", "testimony", {**tokens, "envelope": bad})
     assert response.status_code == 400
     assert "Nothing was stored." in response.get_data(as_text=True)
@@ -566,8 +370,8 @@ def test_a_malformed_envelope_is_refused_and_nothing_stored(client, app, bad):
 
 
 def test_an_envelope_without_a_valid_csrf_token_is_refused(client, app, organizer_key):
-    tokens = page_tokens(client, "petition", "testimony")
-    sealed = browser_envelope([organizer_public(organizer_key)], "petition", "testimony", {"what_happened": "x"})
+    tokens = page_tokens(client, "/petition/testimony")
+    sealed = script_envelope([public(organizer_key)], "petition", "testimony", {"what_happened": "x"})
     data = {"submission_id": tokens["submission_id"], "csrf_token": "forged", "envelope": sealed}
     response = post(client, "petition", "testimony", data)
     assert response.status_code == 400
@@ -575,7 +379,7 @@ def test_an_envelope_without_a_valid_csrf_token_is_refused(client, app, organize
 
 
 def test_a_refused_envelope_gets_a_json_error_when_the_script_asks_for_json(client, app):
-    tokens = page_tokens(client, "petition", "testimony")
+    tokens = page_tokens(client, "/petition/testimony")
     response = client.post(
         "/petition/testimony",
         data={**tokens, "envelope": "{}"},
@@ -588,8 +392,8 @@ def test_a_refused_envelope_gets_a_json_error_when_the_script_asks_for_json(clie
 
 
 def test_a_repeated_browser_envelope_with_the_same_submission_id_stores_one_row(client, app, organizer_key):
-    tokens = page_tokens(client, "petition", "testimony")
-    sealed = browser_envelope([organizer_public(organizer_key)], "petition", "testimony", {"what_happened": "x"})
+    tokens = page_tokens(client, "/petition/testimony")
+    sealed = script_envelope([public(organizer_key)], "petition", "testimony", {"what_happened": "x"})
     for _ in range(3):
         assert post(client, "petition", "testimony", {**tokens, "envelope": sealed}).status_code == 303
     assert len(stored(app)) == 1
@@ -598,10 +402,10 @@ def test_a_repeated_browser_envelope_with_the_same_submission_id_stores_one_row(
 def test_the_same_submission_id_with_another_envelope_is_refused_with_409_and_the_first_kept(
     client, app, organizer_key
 ):
-    tokens = page_tokens(client, "petition", "testimony")
-    keys = [organizer_public(organizer_key)]
-    first = browser_envelope(keys, "petition", "testimony", {"what_happened": "first"})
-    other = browser_envelope(keys, "petition", "testimony", {"what_happened": "second"})
+    tokens = page_tokens(client, "/petition/testimony")
+    keys = [public(organizer_key)]
+    first = script_envelope(keys, "petition", "testimony", {"what_happened": "first"})
+    other = script_envelope(keys, "petition", "testimony", {"what_happened": "second"})
     assert post(client, "petition", "testimony", {**tokens, "envelope": first}).status_code == 303
     response = client.post(
         "/petition/testimony", data={**tokens, "envelope": other}, headers={"Accept": "application/json"}
@@ -616,18 +420,18 @@ def test_the_same_submission_id_with_another_envelope_is_refused_with_409_and_th
 
 
 def test_the_same_submission_id_on_another_form_is_refused_with_409(client, app, organizer_key):
-    tokens = page_tokens(client, "petition", "testimony")
-    keys = [organizer_public(organizer_key)]
-    testimony = browser_envelope(keys, "petition", "testimony", {"what_happened": "x"})
+    tokens = page_tokens(client, "/petition/testimony")
+    keys = [public(organizer_key)]
+    testimony = script_envelope(keys, "petition", "testimony", {"what_happened": "x"})
     assert post(client, "petition", "testimony", {**tokens, "envelope": testimony}).status_code == 303
-    signature = browser_envelope(keys, "petition", "sign", {"signing_as": "individual", "name": "Ada"})
-    sign_tokens = {**page_tokens(client, "petition", "sign"), "submission_id": tokens["submission_id"]}
+    signature = script_envelope(keys, "petition", "sign", {"signing_as": "individual", "name": "Ada"})
+    sign_tokens = {**page_tokens(client, "/petition/sign"), "submission_id": tokens["submission_id"]}
     assert post(client, "petition", "sign", {**sign_tokens, "envelope": signature}).status_code == 409
     assert [(r.campaign, r.form) for r in stored(app)] == [("petition", "testimony")]
 
 
 def test_a_client_chosen_submission_id_is_accepted(client, app):
-    tokens = page_tokens(client, "petition", "testimony")
+    tokens = page_tokens(client, "/petition/testimony")
     chosen = new_submission_id()
     data = {**tokens, "submission_id": chosen, **form_data({"what_happened": "x", "may_share": True})}
     assert post(client, "petition", "testimony", data).status_code == 303
@@ -691,7 +495,7 @@ def closed_port() -> int:
 
 
 def post_testimony(client, tag: str, **headers: str):
-    tokens = form_tokens(client.get(f"/{tag}/petition/testimony").get_data(as_text=True))
+    tokens = page_tokens(client, f"/{tag}/petition/testimony")
     return client.post(
         f"/{tag}/petition/testimony", data={**tokens, "what_happened": TYPED_WHILE_DOWN}, headers=headers
     )
@@ -736,8 +540,8 @@ def test_a_database_error_answers_the_sealing_script_with_a_json_503_in_its_lang
     client, app, logs, monkeypatch, organizer_key, tag
 ):
     monkeypatch.setattr(db, "store", failing_store)
-    tokens = form_tokens(client.get(f"/{tag}/petition/testimony").get_data(as_text=True))
-    sealed = browser_envelope([organizer_public(organizer_key)], "petition", "testimony", {"what_happened": "x"})
+    tokens = page_tokens(client, f"/{tag}/petition/testimony")
+    sealed = script_envelope([public(organizer_key)], "petition", "testimony", {"what_happened": "x"})
     response = client.post(
         f"/{tag}/petition/testimony", data={**tokens, "envelope": sealed}, headers={"Accept": "application/json"}
     )
@@ -777,7 +581,7 @@ def test_a_form_page_served_again_is_the_first_page_with_only_its_token_and_numb
 
 
 def test_the_values_a_served_again_page_carries_are_accepted(client, app):
-    page_tokens(client, "petition", "testimony")
-    again = page_tokens(client, "petition", "testimony")
+    page_tokens(client, "/petition/testimony")
+    again = page_tokens(client, "/petition/testimony")
     assert post(client, "petition", "testimony", {**again, "what_happened": "x"}).status_code == 303
     assert [r.id for r in stored(app)] == [again["submission_id"]]
