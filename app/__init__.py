@@ -12,12 +12,13 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app import cli, i18n, padding, security, views
 from app.config import load_config
-from app.forms import AnswersForm, form_class
+from app.forms import PAGE_FIELDS, SEALED_FIELD, AnswersForm, form_class
 from app.site import Site, site
 from app.storage import db
 from papillon import campaigns, keys, languages
 
-RESERVED_FIELD_NAMES = {"csrf_token", "submission_id", "envelope", "pow"}
+# What a page posts besides the answers: no field of a campaign may take one of these names.
+RESERVED_FIELD_NAMES = PAGE_FIELDS | {SEALED_FIELD}
 RESERVED_CAMPAIGN_SLUGS = {"static", "healthz", "favicon.ico"} | {tag.lower() for tag in languages.NAMES}
 
 
