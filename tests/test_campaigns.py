@@ -18,6 +18,8 @@ CAMPAIGNS_DIR = Path(__file__).resolve().parent.parent / "app" / "campaigns"
 SEEDS = Path(__file__).resolve().parent.parent.parent / "shared" / "seeds"
 SEED_FILES = {"declaration": "000_c7611fe1335940d9.txt", "open-letter": "001_36877d7903a85d1f.txt"}
 FORM_PAGE = "Sign in to Google to save your progress."
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "campaigns.md"
+DOCS_SEEDS_SECTION = "## What the seeds say and what Papillon adds"
 ASCII_SPACE = re.compile(r"[ \t\r\n]+")
 
 # Verbatim from the organizers' published texts (their typos and non-breaking spaces included).
@@ -176,6 +178,7 @@ def test_declaration_sign_form_has_every_seed_field(shipped):
         "organization": c.TEXT,
         "phone": c.PHONE,
         "areas_of_focus": c.MULTIPLE_CHOICE,
+        "areas_of_focus_other": c.TEXT,
         "postal_code": c.POSTAL_CODE,
         "province": c.SINGLE_CHOICE,
         "other_country_city": c.TEXT,
@@ -192,11 +195,111 @@ def test_open_letter_sign_form_has_every_seed_field(shipped):
         "email": c.EMAIL,
         "postal_code": c.POSTAL_CODE,
         "organization_type": c.SINGLE_CHOICE,
-        "actions": c.MULTIPLE_CHOICE,
+        "organization_type_other": c.TEXT,
+        "actions": c.SINGLE_CHOICE,
         "known_harms": c.LONG_TEXT,
         "comment": c.LONG_TEXT,
         "list_my_name": c.CONSENT,
     }
+
+
+# Where a seed's questions are: between Google's own lines, one question label a line; "Clear selection" after a
+# question means it was a single choice.
+SEED_QUESTIONS_START = "Sign in to Google to save your progress. Learn more"
+SEED_QUESTIONS_END = "Clear form"
+SINGLE_CHOICE_MARK = "Clear selection"
+# The heading a seed's form shows above its questions, where it has one: the sign form's title.
+SEED_FORM_HEADINGS = {"open-letter": "Stop the racist attacks against Asian massage parlours and sex workers"}
+# The only changes to the seeds' question labels: plain misspellings, seed text -> shown text. Each is listed, with
+# its reason, in docs/campaigns.md.
+LABEL_CORRECTIONS: dict[str, dict[str, str]] = {
+    "declaration": {"Other country and city (please specific)": "Other country and city (please specify)"},
+    "open-letter": {},
+}
+
+
+def seed_question_lines(slug: str) -> list[str]:
+    lines = seed(slug).splitlines()
+    for line in (SEED_QUESTIONS_START, SEED_QUESTIONS_END):
+        assert line in lines, f"{SEED_FILES[slug]}: the form page's {line!r} line is not where the questions are"
+    questions = lines[lines.index(SEED_QUESTIONS_START) + 1 : lines.index(SEED_QUESTIONS_END)]
+    if slug in SEED_FORM_HEADINGS:
+        assert questions[0] == SEED_FORM_HEADINGS[slug], f"{SEED_FILES[slug]}: the form's heading"
+        questions = questions[1:]
+    return [line for line in questions if line.strip()]
+
+
+def seed_questions(slug: str) -> list[tuple[str, bool]]:
+    """The seed's questions in its order, as (label with the listed corrections, whether it was a single choice)."""
+    found: list[tuple[str, bool]] = []
+    for line in seed_question_lines(slug):
+        if line == SINGLE_CHOICE_MARK:
+            assert found, f"{SEED_FILES[slug]}: {SINGLE_CHOICE_MARK!r} before any question"
+            found[-1] = (found[-1][0], True)
+        else:
+            found.append((LABEL_CORRECTIONS[slug].get(line, line), False))
+    return found
+
+
+def docs_seeds_section() -> str:
+    text = DOCS.read_text(encoding="utf-8")
+    assert DOCS_SEEDS_SECTION in text, f"{DOCS.name} has no section {DOCS_SEEDS_SECTION!r}"
+    return text.split(DOCS_SEEDS_SECTION, 1)[1].split("\n## ", 1)[0]
+
+
+@pytest.mark.parametrize("slug", SEED_FILES)
+def test_the_sign_form_asks_every_seed_question_in_the_organizers_words_and_order(shipped, slug):
+    questions = [label for label, _single in seed_questions(slug)]
+    labels = [f.label for f in shipped[slug].forms["sign"].fields]
+    assert len(questions) >= 9, "the seed's questions were found"
+    assert [q for q in questions if labels.count(q) != 1] == [], f"{slug}: seed questions not asked exactly once"
+    positions = [labels.index(q) for q in questions]
+    assert positions == sorted(positions), f"{slug}: the seed's questions are in another order"
+
+
+@pytest.mark.parametrize("slug", SEED_FILES)
+def test_a_seed_question_followed_by_clear_selection_is_a_single_choice(shipped, slug):
+    fields = {f.label: f for f in shipped[slug].forms["sign"].fields}
+    single = [label for label, was_single in seed_questions(slug) if was_single]
+    assert len(single) >= 3, "the seed's single-choice questions were found"
+    assert [label for label in single if fields[label].type != c.SINGLE_CHOICE] == []
+
+
+@pytest.mark.parametrize("slug", SEED_FILES)
+def test_each_correction_of_a_seed_label_is_still_needed_and_listed_in_the_docs(slug):
+    lines, docs = seed_question_lines(slug), docs_seeds_section().splitlines()
+    for wrong, shown in LABEL_CORRECTIONS[slug].items():
+        assert wrong in lines, f"{slug}: the seed no longer says {wrong!r}; drop the correction"
+        assert [line for line in docs if wrong in line and shown in line], f"{DOCS.name}: {wrong!r} -> {shown!r}"
+
+
+def test_the_docs_list_every_text_of_the_forms_that_the_seeds_do_not_have(shipped):
+    """Choice lists, help texts, titles, buttons, the consent boxes and the testimony form: ours, each listed in
+    quotation marks for the organizers to review."""
+    listed = " ".join(docs_seeds_section().split())
+    for slug, campaign in shipped.items():
+        theirs = {label for label, _single in seed_questions(slug)} | {SEED_FORM_HEADINGS.get(slug, "")}
+        ours = {
+            key: text for key, text in campaign.text_keys().items() if key.startswith("forms.") and text not in theirs
+        }
+        quoted = {key: "\u201c" + " ".join(text.split()) + "\u201d" for key, text in ours.items()}
+        assert [key for key, text in quoted.items() if text not in listed] == [], f"{slug}: not listed in {DOCS.name}"
+
+
+def test_every_choice_called_other_is_followed_by_a_short_box_to_say_what_it_is(shipped):
+    found = 0
+    for campaign in shipped.values():
+        for form in campaign.forms.values():
+            for at, field in enumerate(form.fields):
+                if "other" not in field.choice_ids:
+                    continue
+                after = form.fields[at + 1] if at + 1 < len(form.fields) else None
+                where = f"{campaign.slug} {form.slug} {field.name}"
+                assert after is not None, f"{where}: nothing follows its other choice"
+                assert (after.name, after.type, after.required) == (f"{field.name}_other", c.TEXT, False), where
+                assert after.max_length <= 120, where
+                found += 1
+    assert found >= 2
 
 
 @pytest.mark.parametrize(
