@@ -23,6 +23,9 @@ from papillon import campaigns as c
 
 SUBMISSION_ID = re.compile(r"[0-9a-f]{32}")
 HTML_TYPES = {c.EMAIL: "email", c.PHONE: "tel"}
+# The last option of an optional single choice, ticked until another is: a person can take an answer back without
+# JavaScript. Its value is the empty answer, so it is sealed exactly as a question left unanswered.
+NO_ANSWER = SelectChoice("", lazy_gettext("No answer"))
 AUTOCOMPLETE = {c.EMAIL: "email", c.PHONE: "tel", c.POSTAL_CODE: "postal-code"}
 
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
@@ -75,6 +78,8 @@ def _wtf_field(field: c.Field) -> Field:
     choices = [SelectChoice(choice.id, choice.label) for choice in field.choices]
     if field.type == c.LONG_TEXT:
         return TextAreaField(**shown)
+    if field.type == c.SINGLE_CHOICE and not field.required:
+        return RadioField(choices=[*choices, NO_ANSWER], default="", validate_choice=False, **shown)
     if field.type == c.SINGLE_CHOICE:
         return RadioField(choices=choices, validate_choice=False, **shown)
     if field.type == c.MULTIPLE_CHOICE:

@@ -43,7 +43,7 @@ def init_app(app: Flask) -> None:
         language_url=language_url,
         interface_reviewed=interface_reviewed,
     )
-    app.jinja_env.filters.update(text_lang=text_lang, page_lang=page_lang)
+    app.jinja_env.filters.update(text_lang=text_lang)
     app.after_request(mark_language)
 
 
@@ -106,11 +106,6 @@ def text_lang(campaign: Campaign, key: str) -> dict[str, str]:
     screen reader says it in its own; used as ``campaign|text_lang("forms.sign.title")|xmlattr``."""
     language = campaign.text_language(key)
     return {} if language == page_language() else {"lang": language}
-
-
-def page_lang(campaign: Campaign, key: str) -> dict[str, str]:
-    """``lang`` for the site's own words set inside one of a campaign's texts that is in another language."""
-    return {} if campaign.text_language(key) == page_language() else {"lang": page_language()}
 
 
 def mark_language(response: Response) -> Response:

@@ -184,6 +184,8 @@ class Form:
     # A sign form may let each signer agree to be listed: the consent field, and the answers then shown.
     publish_consent: str = ""
     publish: tuple[str, ...] = ()
+    # The page's tab title and heading name no topic (they land in a shared phone's history); false shows the title.
+    discreet: bool = True
 
     def published(self, answers: Mapping[str, object]) -> dict[str, str] | None:
         """What a signer agreed to have listed publicly, or None when they did not (or cannot) agree."""
@@ -389,7 +391,9 @@ def _field(data: object, where: str) -> Field:
 
 def _form(data: object, where: str) -> Form:
     data = _table(
-        data, where, {"slug", "title", "version", "intro", "submit", "thanks", "fields", "publish", "publish_consent"}
+        data,
+        where,
+        {"slug", "title", "version", "intro", "submit", "thanks", "fields", "publish", "publish_consent", "discreet"},
     )
     slug = _get(data, "slug", where, str)
     if not SLUG.fullmatch(slug):
@@ -425,6 +429,7 @@ def _form(data: object, where: str) -> Form:
         intro=_get(data, "intro", where, str, ""),
         submit=_get(data, "submit", where, str, defaults.submit),
         thanks=_get(data, "thanks", where, str, defaults.thanks),
+        discreet=_get(data, "discreet", where, bool, defaults.discreet),
     )
 
 

@@ -332,6 +332,61 @@ def test_without_webcrypto_x25519_the_page_says_so_and_the_server_seals(
     assert_stored(app, plan, submission_id, "server", organizer_key)
 
 
+# --- discreet on a shared phone: a neutral tab title, sealing said once, a choice that can be taken back ---------
+
+
+@pytest.mark.parametrize("javascript", [True, False], ids=["javascript", "no-javascript"])
+def test_the_tab_names_no_topic_and_the_page_says_once_beside_the_button_how_answers_are_sealed(
+    app, live_server, open_page, javascript
+):
+    page, log = open_page(javascript=javascript)
+    page.goto("/petition/testimony")
+    assert page.title() == "Form"
+    if javascript:
+        wait_for_sealing(page)
+        expect(page.locator("#seal-status")).to_contain_text("sealed in this browser")
+        said = page.locator("#seal-status")
+        assert page.locator("#noscript-note").count() == 0
+    else:
+        expect(page.locator("#seal-status")).to_be_hidden()
+        said = page.locator("#noscript-note")
+        expect(said).to_contain_text("the server reads them for a moment to seal them")
+    expect(said).to_be_visible()
+    shown = [el for el in ("#seal-status", "#noscript-note") if page.locator(el).is_visible()]
+    assert len(shown) == 1, "the sealing promise is said once"
+    fingerprint = page.locator("#sealing-note .fingerprint")
+    expect(fingerprint).to_contain_text(site(app).keys[0].fingerprint)
+    last_field = page.locator("form.answers .field").last.bounding_box()
+    button = page.locator("form.answers button[type=submit]").bounding_box()
+    box = said.bounding_box()
+    assert last_field["y"] + last_field["height"] <= box["y"] < button["y"], "between the last question and the button"
+    assert page.locator("#private-hint").is_visible()
+    assert_clean(log, live_server)
+
+
+@pytest.mark.parametrize("javascript", [True, False], ids=["javascript", "no-javascript"])
+def test_an_optional_choice_taken_back_with_no_answer_is_stored_as_unanswered(
+    app, live_server, open_page, organizer_key, javascript
+):
+    plan = plan_for(app, "petition", "testimony")
+    page, log = open_page(javascript=javascript)
+    page.goto(plan.path)
+    if javascript:
+        wait_for_sealing(page)
+    no_answer = control(page, "choose", "when", "")
+    expect(no_answer).to_be_checked()
+    submission_id = page.locator("input[name=submission_id]").input_value()
+    fill(page, plan)
+    expect(no_answer).not_to_be_checked()
+    page.get_by_label("No answer").check()
+    expect(no_answer).to_be_checked()
+    plan.expected["when"] = ""
+    submit_and_land(page, plan, live_server)
+    assert_clean(log, live_server)
+    assert_stored(app, plan, submission_id, "browser" if javascript else "server", organizer_key)
+    assert page.title() == "Thank you"
+
+
 # --- what the person sees when something is wrong --------------------------------------------------------------
 
 

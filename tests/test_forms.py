@@ -5,11 +5,13 @@ look at a posted body: what no page of ours sends is refused whole, and nothing 
 from __future__ import annotations
 
 import html
+import re
 from urllib.parse import urlencode
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from flask_babel import gettext
 from pages import (
     FORMS,
     SIGNATURE,
@@ -57,8 +59,9 @@ def test_form_page_renders_every_field_with_its_html_constraints(client, app, ca
             assert ("required" in attrs) == field.required
         elif field.type in c.CHOICE_TYPES:
             kind = "radio" if field.type == c.SINGLE_CHOICE else "checkbox"
-            assert [attrs["type"] for _, attrs in found] == [kind] * len(field.choices)
-            assert [attrs["value"] for _, attrs in found] == list(field.choice_ids)
+            offered = [*field.choice_ids, *([""] if field.type == c.SINGLE_CHOICE and not field.required else [])]
+            assert [attrs["type"] for _, attrs in found] == [kind] * len(offered)
+            assert [attrs["value"] for _, attrs in found] == offered
             if field.type == c.SINGLE_CHOICE:
                 assert all(("required" in attrs) == field.required for _, attrs in found)
         else:
@@ -71,6 +74,131 @@ def test_the_honeypot_field_is_rendered_out_of_the_tab_order(client, app):
     ((_, attrs),) = controls.named(app.config["PAPILLON_HONEYPOT_FIELD"])
     assert attrs["tabindex"] == "-1"
     assert attrs["autocomplete"] == "off"
+
+
+def kind_field(kind: str, required: bool) -> str:
+    choices = 'choices = { one = "One", two = "Two" }' if kind in c.CHOICE_TYPES else ""
+    return "\n".join(
+        [
+            "[[forms.fields]]",
+            f'name = "{kind}_{"required" if required else "optional"}"',
+            f'type = "{kind}"',
+            f'label = "A {kind.replace("_", " ")} question{" that must be answered" if required else ""}"',
+            f"required = {str(required).lower()}",
+            choices,
+            "",
+        ]
+    )
+
+
+# Every kind of field, required and not, in a campaign of its own.
+EVERY_KIND = "\n".join(
+    [
+        'slug = "kinds"',
+        'title = "Every kind of field"',
+        'body = "A campaign with one field of each kind, required and not."',
+        "[[forms]]",
+        'slug = "all"',
+        'title = "All the kinds"',
+        *(kind_field(kind, required) for kind in sorted(c.FIELD_TYPES) for required in (True, False)),
+    ]
+)
+
+
+@pytest.fixture
+def every_kind(config: dict[str, object], tmp_path) -> Flask:
+    from app import create_app
+    from app.storage import db
+
+    folder = tmp_path / "every-kind"
+    folder.mkdir()
+    (folder / "kinds.toml").write_text(EVERY_KIND, encoding="utf-8")
+    app = create_app({**config, "PAPILLON_CAMPAIGNS_DIR": str(folder)})
+    with app.app_context():
+        db.create_schema()
+    return app
+
+
+def label_of(page: str, field: c.Field) -> str:
+    """What names a field: the legend of a choice's fieldset, the label of any other field."""
+    if field.choices:
+        found = re.search(rf'<fieldset[^>]* id="{field.name}"[^>]*>\s*<legend>(.*?)</legend>', page, re.S)
+    else:
+        found = re.search(rf'<label for="{field.name}">(.*?)</label>', page, re.S)
+    assert found, field.name
+    return found[1]
+
+
+def test_every_kind_of_field_says_required_the_same_way_inside_its_label(every_kind: Flask) -> None:
+    page = every_kind.test_client().get("/kinds/all").get_data(as_text=True)
+    fields = site(every_kind).campaigns["kinds"].forms["all"].fields
+    assert {f.type for f in fields} == c.FIELD_TYPES
+    for field in fields:
+        required = ' <span class="req">(required)</span>' if field.required else ""
+        assert label_of(page, field) == f"<span>{field.label}</span>{required}", field.name
+    assert page.count('class="req"') == len(c.FIELD_TYPES)
+
+
+def test_required_is_said_in_the_page_language_even_beside_an_untranslated_label(every_kind: Flask) -> None:
+    page = every_kind.test_client().get("/th/kinds/all").get_data(as_text=True)
+    with every_kind.test_request_context("/th/"):
+        said = gettext("(required)")
+    assert said != "(required)"
+    for field in site(every_kind).campaigns["kinds"].forms["all"].fields:
+        required = f' <span class="req">{said}</span>' if field.required else ""
+        assert label_of(page, field) == f'<span lang="en">{field.label}</span>{required}', field.name
+
+
+# --- an optional single choice can be taken back, without JavaScript -----------------------------------------
+
+
+def radios(page: str, name: str) -> list[tuple[str | None, bool]]:
+    return [(attrs["value"], "checked" in attrs) for _, attrs in Controls(page).named(name)]
+
+
+def test_an_optional_single_choice_offers_no_answer_last_and_ticked_until_another_is(client, app):
+    page = client.get("/petition/testimony").get_data(as_text=True)
+    when = next(f for f in definition("petition", "testimony").fields if f.name == "when")
+    assert radios(page, "when") == [*[(choice, False) for choice in when.choice_ids], ("", True)]
+    assert '<input checked id="when-4" name="when" type="radio" value=""> <label for="when-4">No answer</label>' in page
+
+
+def test_a_required_single_choice_has_no_no_answer_option_and_nothing_ticked(client, app):
+    page = client.get("/petition/sign").get_data(as_text=True)
+    assert radios(page, "signing_as") == [("individual", False), ("organization", False)]
+    assert "No answer" not in page.split('id="province"', 1)[0]
+
+
+@pytest.mark.parametrize("tag", ["ko", "th", "zh-Hant"])
+def test_no_answer_is_in_the_page_language(client, app, tag):
+    page = client.get(f"/{tag}/petition/testimony").get_data(as_text=True)
+    with app.test_request_context(f"/{tag}/"):
+        said = gettext("No answer")
+    assert said != "No answer"
+    assert f'<label for="when-4">{said}</label>' in page
+
+
+def test_no_answer_is_sealed_exactly_as_a_question_left_unanswered(client, app, submit, organizer_key):
+    for when in ("", None):
+        answers = {"what_happened": "It happened.", **({} if when is None else {"when": when})}
+        assert submit("petition", "testimony", answers).status_code == 303
+    taken_back, left_out = (open_row(row, organizer_key) for row in stored(app))
+    assert taken_back["answers"]["when"] == left_out["answers"]["when"] == ""
+    assert taken_back == left_out
+
+
+@pytest.mark.parametrize(("when", "ticked"), [("", ""), ("earlier", "earlier")])
+def test_a_page_sent_back_keeps_the_choice_or_no_answer_ticked(client, app, submit, when, ticked):
+    response = submit("petition", "testimony", {"what_happened": " ", "when": when})
+    assert response.status_code == 400
+    assert [value for value, checked in radios(response.get_data(as_text=True), "when") if checked] == [ticked]
+
+
+def test_a_required_single_choice_sent_empty_is_refused(client, app, submit):
+    response = submit("petition", "sign", {"signing_as": "", "name": "Ada"})
+    assert response.status_code == 400
+    assert '<p class="error" id="signing_as-error">This field is required.</p>' in response.get_data(as_text=True)
+    assert stored(app) == []
 
 
 # --- the answers as read, and a message beside each wrong one ------------------------------------------------

@@ -310,10 +310,12 @@ def test_an_untranslated_body_shows_in_its_own_language_with_a_note(client: Flas
 
 
 def test_untranslated_campaign_words_are_marked_with_their_own_language(client: FlaskClient) -> None:
-    """The letter has no translation: its title shows in English, marked so a screen reader says it right."""
+    """The letter has no translation: its words show in English, marked so a screen reader says them right, and
+    the page's own words around them stay in the page's language."""
     body = client.get("/vi/letter/sign").get_data(as_text=True)
-    assert '<h1 lang="en">Sign the test letter</h1>' in body
-    assert re.search(r'<label for="name" lang="en">Your name</label> <span class="req" lang="vi">', body)
+    assert '<a href="/vi/letter/" lang="en">Test letter</a>' in body
+    assert '<label for="name"><span lang="en">Your name</span> <span class="req">(bắt buộc)</span></label>' in body
+    assert '<button type="submit" lang="en">Sign the letter</button>' in body
 
 
 def campaign_page(client: FlaskClient, tag: str, path: str) -> str:
@@ -360,9 +362,10 @@ def test_a_partly_translated_form_marks_its_english_words_as_english(client: Fla
         "Your answers are sealed for the organizers before they are stored.",
     ]:
         assert (english, "en") in texts, english
-    for french in ["Signer la pétition de test", "Une personne", "Signer la pétition", "Pétition de test"]:
+    for french in ["Formulaire", "Une personne", "Signer la pétition", "Pétition de test", "(obligatoire)"]:
         assert (french, "fr") in texts, french
-    assert re.search(r'<label for="name" lang="en">Your name</label> <span class="req" lang="fr">', body)
+    assert "Signer la pétition de test" not in body, "a discreet form names its topic nowhere in its heading"
+    assert '<label for="name"><span lang="en">Your name</span> <span class="req">(obligatoire)</span></label>' in body
 
 
 # --- the interface catalogs -------------------------------------------------------------------------------------

@@ -211,6 +211,7 @@ CONTROLS = [
     {"name": "topics", "type": "checkbox", "value": "labour rights", "checked": True},
     {"name": "updates", "type": "radio", "value": "yes", "checked": False},
     {"name": "updates", "type": "radio", "value": "no", "checked": False},
+    {"name": "updates", "type": "radio", "value": "", "checked": True},  # "No answer", ticked: an empty answer
     {"name": "consent", "type": "checkbox", "value": "y", "checked": True},
     {"name": "website", "type": "text", "value": ""},
 ]
@@ -290,6 +291,22 @@ def test_page_says_answers_are_sealed_in_the_browser(node: Node, organizers: lis
     report = run_page(node, organizers, valid=False, response={"status": 200, "json": {"thanks": THANKS}})
     assert SEALED_HERE in report["status"]["text"]
     assert not report["status"]["hidden"]
+    assert report["status"]["classes"] == [], "the promise is a plain line beside the button, not a notice"
+
+
+def test_no_answer_ticked_seals_the_same_plaintext_as_nothing_ticked(
+    node: Node, organizers: list[X25519PrivateKey]
+) -> None:
+    untouched = [{**c, "checked": False} if c["name"] == "updates" else c for c in CONTROLS]
+    sealed = []
+    for controls in (CONTROLS, untouched):
+        config = {**seal_config(organizers, form_version=2), "fields": FIELDS, "honeypot": "website"}
+        payload = {"config": config, "controls": controls, "action": ACTION}
+        report = node("page.js", {**payload, "response": {"status": 200, "json": {"thanks": THANKS}}})
+        [sent] = report["fetches"]
+        to_first = envelope.parse(sent["body"]["envelope"]).sealed[public(organizers[0]).key_id]
+        sealed.append(envelope.SUITE.decrypt(to_first, organizers[0], info=envelope.info(CAMPAIGN, FORM)))
+    assert sealed[0] == sealed[1] == envelope.plaintext(PAGE_ANSWERS, 2, "en")
 
 
 def test_page_with_invalid_answers_reports_them_and_sends_nothing(

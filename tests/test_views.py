@@ -9,13 +9,18 @@ import hmac
 import html
 import json
 import logging
+import re
+import shutil
 import socket
 import sqlite3
+import tomllib
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from flask_babel import gettext
 from pages import (
+    CAMPAIGNS,
     FORMS,
     SUBMISSION,
     Controls,
@@ -35,7 +40,7 @@ from app.forms import new_submission_id
 from app.site import site
 from app.storage import db
 from papillon import campaigns as c
-from papillon import envelope
+from papillon import envelope, languages
 
 
 def typed_text(answers: dict[str, c.Answer]) -> list[str]:
@@ -128,6 +133,148 @@ def test_each_form_page_gets_a_fresh_submission_id(client):
     second = page_tokens(client)["submission_id"]
     assert first != second
     assert len(first) == 32
+
+
+# --- discreet on a shared phone: a neutral title, a word about private windows, sealing said once ---------------
+
+TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.S)
+HEADING = re.compile(r"<h1[^>]*>(.*?)</h1>", re.S)
+WORD = re.compile(r"\w+")
+
+
+def in_language(app, tag: str, message: str) -> str:
+    with app.test_request_context(f"/{tag}/"):
+        return gettext(message)
+
+
+def title_and_heading(client, path: str) -> tuple[str, str]:
+    page = client.get(path).get_data(as_text=True)
+    title, heading = TITLE.search(page), HEADING.search(page)
+    assert title, path
+    assert heading, path
+    return html.unescape(title[1]).strip(), html.unescape(heading[1]).strip()
+
+
+def topic_words(campaign: c.Campaign, form: c.Form) -> set[str]:
+    return {w.casefold() for w in WORD.findall(f"{campaign.title} {form.title}") if len(w) > 2}
+
+
+def assert_names_no_topic(app, client, campaign_slug: str, form_slug: str, tag: str) -> None:
+    campaign = site(app).localized[campaign_slug, tag]
+    form = campaign.forms[form_slug]
+    words = topic_words(campaign, form) | topic_words(site(app).campaigns[campaign_slug], form)
+    neutral = in_language(app, tag, "Form")
+    for path, shown in [
+        (f"/{tag}/{campaign_slug}/{form_slug}", (neutral, neutral)),
+        (f"/{tag}/{campaign_slug}/{form_slug}/thanks", (in_language(app, tag, "Thank you"),) * 2),
+    ]:
+        title, heading = title_and_heading(client, path)
+        assert (title, heading) == shown, path
+        said = {w.casefold() for w in WORD.findall(f"{title} {heading}")}
+        assert said.isdisjoint(words), path
+        assert form.title not in title
+        assert campaign.title not in title
+
+
+@pytest.mark.parametrize("tag", ["en", "fr", "ko", "th"])
+@pytest.mark.parametrize(("campaign", "form"), FORMS)
+def test_a_form_and_its_thank_you_page_name_no_topic_in_their_title_or_heading(client, app, campaign, form, tag):
+    assert definition(campaign, form).discreet, "the tests' own forms keep the default"
+    assert_names_no_topic(app, client, campaign, form, tag)
+
+
+@pytest.mark.parametrize("tag", list(languages.NAMES))
+def test_the_shipped_testimony_form_gives_nothing_away_in_its_title(shipped_campaigns, client, app, tag):
+    for campaign in site(app).campaigns.values():
+        for form in campaign.forms.values():
+            assert form.discreet, f"{campaign.slug}/{form.slug} keeps the default"
+            assert_names_no_topic(app, client, campaign.slug, form.slug, tag)
+    title, heading = title_and_heading(client, f"/{tag}/open-letter/testimony")
+    for word in ("harm", "report", "anonym", "letter", "traffick"):
+        assert word not in f"{title} {heading}".casefold()
+
+
+def test_the_form_title_shows_nowhere_on_a_discreet_form_page(client, app):
+    page = html.unescape(client.get("/petition/testimony").get_data(as_text=True))
+    assert definition("petition", "testimony").title not in page
+
+
+@pytest.fixture
+def not_discreet(config, tmp_path) -> Path:
+    """The tests' campaigns, with the letter's form opted out of the neutral title."""
+    folder = tmp_path / "campaigns"
+    shutil.copytree(CAMPAIGNS, folder)
+    letter = folder / "letter.toml"
+    text = letter.read_text(encoding="utf-8")
+    assert text.count('submit = "Sign the letter"\n') == 1
+    letter.write_text(text.replace('submit = "Sign the letter"\n', 'submit = "Sign the letter"\ndiscreet = false\n'))
+    config["PAPILLON_CAMPAIGNS_DIR"] = str(folder)
+    return folder
+
+
+def test_a_form_that_opts_out_shows_its_own_title_on_its_pages(not_discreet, client, app):
+    form = site(app).campaigns["letter"].forms["sign"]
+    assert not form.discreet
+    assert title_and_heading(client, "/letter/sign") == (form.title, form.title)
+    title, heading = title_and_heading(client, "/letter/sign/thanks")
+    assert (title, heading) == (form.title, "Thank you")
+    assert site(app).campaigns["petition"].forms["sign"].discreet
+    assert title_and_heading(client, "/petition/sign") == ("Form", "Form")
+
+
+def test_an_opted_out_title_left_untranslated_is_marked_with_its_language(not_discreet, client, app):
+    page = client.get("/vi/letter/sign").get_data(as_text=True)
+    assert '<title lang="en">Sign the test letter</title>' in page
+    assert '<h1 lang="en">Sign the test letter</h1>' in page
+    thanks = client.get("/vi/letter/sign/thanks").get_data(as_text=True)
+    assert '<title lang="en">Sign the test letter</title>' in thanks
+    assert "<title>Biểu mẫu</title>" in client.get("/vi/petition/sign").get_data(as_text=True)
+
+
+@pytest.mark.parametrize("value", ['"no"', "0", "1"])
+def test_discreet_must_be_true_or_false(value):
+    text = (CAMPAIGNS / "letter.toml").read_text(encoding="utf-8")
+    text = text.replace('submit = "Sign the letter"\n', f'submit = "Sign the letter"\ndiscreet = {value}\n')
+    with pytest.raises(c.CampaignError, match=r"forms\[0\]\.discreet: must be bool"):
+        c.from_dict(tomllib.loads(text), "letter.toml")
+
+
+@pytest.mark.parametrize("tag", list(languages.NAMES))
+@pytest.mark.parametrize(("campaign", "form"), FORMS)
+def test_each_form_page_suggests_a_private_window_calmly_in_its_language(client, app, campaign, form, tag):
+    page = client.get(f"/{tag}/{campaign}/{form}").get_data(as_text=True)
+    hint = "On a shared phone or computer, a private window keeps this page out of the history."
+    said = in_language(app, tag, hint)
+    assert f'<p class="hint" id="private-hint">{html.escape(said, quote=False)}</p>' in page
+    assert (said == hint) == (tag == "en")
+
+
+SEALING_WORDS = re.compile(r"\bseal", re.I)
+
+
+@pytest.mark.parametrize(("campaign", "form"), FORMS)
+def test_the_page_says_how_answers_are_sealed_once_beside_the_button(client, app, organizer_key, campaign, form):
+    page = client.get(f"/{campaign}/{form}").get_data(as_text=True)
+    main = page[page.index('<main id="main">') : page.index("</main>")]
+    before, note = main.split('<div class="sealing" id="sealing-note">', 1)
+    note, after = note.split("</div>", 1)
+    # Before the note: the fields and the campaign's own words only; the interface says nothing of sealing there.
+    own = definition(campaign, form).intro
+    assert not SEALING_WORDS.search(html.unescape(re.sub(r'data-seal="[^"]*"', "", before)).replace(own, ""))
+    assert after.strip().startswith('<button type="submit"')
+    assert after.count("<button") == 1
+    # With JavaScript off the noscript note says it; with it on, seal.js says it in #seal-status, empty till then.
+    assert note.count("<noscript>") == 1
+    assert '<p id="seal-status" role="status" aria-live="polite" tabindex="-1" hidden></p>' in note
+    assert public(organizer_key).fingerprint in note
+    assert page.count(public(organizer_key).fingerprint) == 1
+
+
+@pytest.mark.parametrize("path", ["/open-letter/sign", "/open-letter/testimony", "/declaration/sign"])
+def test_a_shipped_form_says_nothing_of_sealing_before_the_note_beside_its_button(shipped_campaigns, client, path):
+    main = client.get(path).get_data(as_text=True).split('<main id="main">', 1)[1]
+    before = main.split('<div class="sealing" id="sealing-note">', 1)[0]
+    assert not SEALING_WORDS.search(html.unescape(re.sub(r'data-seal="[^"]*"', "", before)))
 
 
 # --- the no-JavaScript path: the server seals ------------------------------------------

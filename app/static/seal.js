@@ -148,6 +148,7 @@
       const checked = controls.filter((el) => el.checked).map((el) => el.value);
       if (type === "consent") answers[name] = controls.some((el) => el.checked);
       else if (type === "multiple_choice") answers[name] = checked;
+      // An optional question's "No answer" option has the value "": the same answer as none ticked.
       else if (type === "single_choice") answers[name] = checked[0] || "";
       else answers[name] = (controls[0] ? controls[0].value : "").replace(/\r\n?/g, "\n").trim();
     }
@@ -179,9 +180,10 @@
   function enhance(form, status) {
     const config = JSON.parse(form.getAttribute("data-seal"));
     const value = (name) => (controlsNamed(form, name)[0] || { value: "" }).value;
+    // The page's one line on sealing, beside the button: the promise while all is well, boxed when it is a problem.
     const say = (text, error) => {
       status.textContent = text;
-      status.classList.toggle("error", !!error);
+      for (const name of ["notice", "error"]) status.classList.toggle(name, !!error);
       status.hidden = false;
     };
     const buttons = (disabled) => {
@@ -196,6 +198,7 @@
     const text = config.messages;
     explain(form, config.checks || {});
     let sealed = null;
+    // With JavaScript on, this is all the page says about sealing (without it, the noscript note says it instead).
     say(text.ready);
     // Started at once: by the time a person has written their answers, the check is long done.
     const stamp = config.pow ? solvePow(config.pow) : null;

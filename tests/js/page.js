@@ -42,7 +42,7 @@ main(async ({ config, controls, action, valid = true, crypto = "x25519", respons
 
   const report = { listeners: [], prevented: false, reported: 0, fetches: [], assigned: [] };
   const listeners = [];
-  const status = { hidden: true, textContent: "", classList: new ClassList(["notice"]) };
+  const status = { hidden: true, textContent: "", classList: new ClassList([]) };
   const button = { type: "submit", disabled: false };
   const form = {
     getAttribute: (name) => ({ action, "data-seal": JSON.stringify(config) })[name] ?? null,
