@@ -3,7 +3,12 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO := instance/demo-key
-CHROMIUM ?= /usr/bin/chromium
+# The Chromium that `make chromium` checks for and the browser tests drive (tests/browser_support.py reads the same
+# variable, with the same default): one setting, `make test PAPILLON_CHROMIUM=/path/to/chromium` or from the
+# environment. Only Debian's own path is installed when missing.
+DEBIAN_CHROMIUM := /usr/bin/chromium
+PAPILLON_CHROMIUM ?= $(DEBIAN_CHROMIUM)
+export PAPILLON_CHROMIUM
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test lint format chromium deploy-tools wrk bench bench-load clean messages translations offline-kit
@@ -75,7 +80,9 @@ offline-kit:
 	@echo "Offline kit ready in $(KIT)/: copy the folder to the laptop and follow INSTALL.txt."
 
 chromium:
-	@[ -x $(CHROMIUM) ] || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+	@[ -x "$(PAPILLON_CHROMIUM)" ] || { [ "$(PAPILLON_CHROMIUM)" = "$(DEBIAN_CHROMIUM)" ] || \
+	  { echo "PAPILLON_CHROMIUM=$(PAPILLON_CHROMIUM) is not an executable file" >&2; exit 1; }; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 
 # The programs tests/test_deploy_docs.py checks docs/deploy.md's files with, from Debian's packages.
 DEPLOY_TOOLS := /usr/sbin/nginx /usr/bin/caddy /usr/sbin/tor /usr/bin/systemd-analyze /usr/bin/redis-server

@@ -82,9 +82,13 @@ class BundleHeader:
     """What a bundle says before its records, so that the laptop needs nothing else to open and check them."""
 
     created_on: str
-    key_ids: list[str]
+    keys: list[bundle.Key]
     campaigns: dict[str, dict[str, object]]
     count: int
+
+    @property
+    def key_ids(self) -> list[str]:
+        return [key.key_id for key in self.keys]
 
     def write(self, out: Path | BinaryIO, records: Iterable[bundle.Record]) -> int:
         """Write the bundle: to a new file atomically, or to a stream as the records come; returns their count."""
@@ -94,39 +98,52 @@ class BundleHeader:
                 records,
                 created_on=self.created_on,
                 key_ids=self.key_ids,
+                keys=self.keys,
                 campaigns=self.campaigns,
                 count=self.count,
             )
         return bundle.dump(
-            out, records, created_on=self.created_on, key_ids=self.key_ids, campaigns=self.campaigns, count=self.count
+            out,
+            records,
+            created_on=self.created_on,
+            key_ids=self.key_ids,
+            keys=self.keys,
+            campaigns=self.campaigns,
+            count=self.count,
         )
 
 
 def export_header(batch: Export) -> BundleHeader:
-    """The header of ``batch``'s bundle: today's date, the keys this server seals to, and the current definition
-    of each campaign the batch holds records of (a campaign whose file is gone has none)."""
+    """The header of ``batch``'s bundle: today's date, the keys this server seals to (id, name and fingerprint, so
+    the laptop can name them as staff know them), and the current definition of each campaign the batch holds
+    records of (a campaign whose file is gone has none)."""
     known = site().campaigns
     return BundleHeader(
         created_on=dt.datetime.now(dt.UTC).date().isoformat(),
-        key_ids=[key.key_id for key in site().keys],
+        keys=[bundle.Key(key.key_id, bundle.key_name(key.name), key.fingerprint) for key in site().keys],
         campaigns={slug: known[slug].source for slug in batch.campaigns if slug in known},
         count=batch.count,
     )
 
 
-def export_bundle(out: Path | BinaryIO, again: bool = False) -> int:
-    """Write the records not yet exported to ``out``, a new file or a binary stream, then mark them exported;
-    returns how many were written. ``again``: write instead those exported and not yet purged (they stay marked).
+def export_bundle(out: Path | BinaryIO | Callable[[], BinaryIO], again: bool = False) -> int:
+    """Write the records not yet exported to ``out``, a new file or a binary stream (or a function that gives
+    one), then mark them exported; returns how many were written. ``again``: write instead those exported and not
+    yet purged (they stay marked).
 
-    A refused file name reads and marks nothing; an error part way (a full disk, a closed pipe) marks nothing. The
-    records of a campaign whose file is gone go too, with a note on standard error."""
+    With no record to write, no bundle is written: no file is made, nothing goes to the stream (the function is not
+    called), and 0 is returned. A refused file name reads and marks nothing; an error part way (a full disk, a
+    closed pipe) marks nothing. The records of a campaign whose file is gone go too, with a note on standard
+    error."""
     if isinstance(out, Path):
         _refuse_to_overwrite(out)
     with db.exporting(again) as batch:
+        if batch.count == 0:
+            return 0
         header = export_header(batch)
         if missing := sorted(set(batch.campaigns) - set(header.campaigns)):
             click.echo(f"Note: no current definition for campaign(s) {', '.join(missing)}.", err=True)
-        return header.write(out, batch.records)
+        return header.write(out() if callable(out) else out, batch.records)
 
 
 def _refuse_to_overwrite(out: Path) -> None:
@@ -142,7 +159,7 @@ def _standard_output() -> BinaryIO:
     if stream.isatty():
         raise click.ClickException(
             "the bundle would be written to this terminal: redirect it to a file "
-            "(flask --app wsgi export > papillon.bundle), or give --out FILE"
+            "(.venv/bin/flask --app wsgi export > papillon.bundle), or give --out FILE"
         )
     return stream
 
@@ -161,9 +178,16 @@ def export(out: Path | None, again: bool) -> None:
     """Write the records not yet exported to a bundle, on standard output unless --out is given, then mark them
     exported. On standard output the bundle can go straight to the staff's own machine and never rest on the server:
 
-        ssh server '.venv/bin/flask --app wsgi export' > /media/usb/papillon-DATE.bundle
-    """
-    count = export_bundle(_standard_output() if out is None else out, again)
+        ssh server 'cd /srv/papillon && .venv/bin/flask --app wsgi export' > /media/usb/papillon-DATE.bundle
+
+    With nothing to export it says so, writes no bundle and marks nothing."""
+    count = export_bundle(_standard_output if out is None else out, again)
+    if count == 0:
+        nothing = "No record has been exported and not yet purged" if again else "Nothing is waiting for export"
+        click.echo(f"{nothing}; no bundle was written.", err=True)
+        if out is None and not sys.stdout.isatty():
+            click.echo("If standard output went to a file, that file is empty: delete it.", err=True)
+        return
     where = "standard output" if out is None else str(out)
     click.echo(f"{'Exported again' if again else 'Exported'} {count} record(s) to {where}.", err=True)
     if out is not None:

@@ -2,7 +2,9 @@
 
 A bundle is UTF-8 JSON Lines: a header, one line per record, and a trailer holding
 the SHA-256 of every byte before it, so a truncated or altered copy is refused.
-The header carries the campaign definitions, so the laptop needs nothing else.
+The header carries the campaign definitions, so the laptop needs nothing else, and the
+name and fingerprint of each key the server seals to, so the laptop can say which key a
+record it cannot open needs, as staff know it.
 Bundles are read as streams, a line at a time, so a bundle of any size reads in
 the same memory: ``verify`` (or ``survey``, which reports damage instead of refusing)
 first, then ``records``.
@@ -46,11 +48,35 @@ class Record:
 
 
 @dataclass(frozen=True)
+class Key:
+    """A key the server sealed to when it exported, as staff know it: public, like the key itself."""
+
+    key_id: str
+    name: str
+    fingerprint: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"fingerprint": self.fingerprint, "key_id": self.key_id, "name": self.name}
+
+    @property
+    def label(self) -> str:
+        """How the laptop names the key: its fingerprint, then its name."""
+        return f"{self.fingerprint} ({self.name})"
+
+
+def key_name(name: str) -> str:
+    """A key's name as a bundle may carry it: control characters replaced, at most ``KEY_NAME_MAX`` characters."""
+    shown = "".join(c if c.isprintable() else "\ufffd" for c in name)[:KEY_NAME_MAX]
+    return shown or "unnamed"
+
+
+@dataclass(frozen=True)
 class Bundle:
     created_on: str
     key_ids: list[str]
     campaigns: dict[str, dict[str, object]]
     records: list[Record]
+    keys: list[Key] = field(default_factory=list)  # empty for a bundle of a Papillon that did not write them
 
 
 def _line(doc: Mapping[str, object]) -> bytes:
@@ -65,22 +91,27 @@ def dump(  # noqa: PLR0913 - past the stream and records, the arguments are the 
     key_ids: Iterable[str],
     campaigns: Mapping[str, dict[str, object]],
     count: int | None = None,
+    keys: Iterable[Key] | None = None,
 ) -> int:
     """Write a bundle to a binary stream (a file, or standard output) and return how many records it holds.
 
     Given their ``count``, the records are written as they come, one at a time, never all held at once; if fewer
-    or more come, no checksum is written, so the bundle reads as damaged rather than as complete."""
+    or more come, no checksum is written, so the bundle reads as damaged rather than as complete. ``keys``: the
+    name and fingerprint of each of ``key_ids`` (the header then has a ``keys`` member; without, none)."""
     if count is None:
         records = list(records)
         count = len(records)
-    header = {
+    ids = sorted(set(key_ids))
+    header: dict[str, object] = {
         "format": FORMAT,
         "version": VERSION,
         "created_on": created_on,
         "count": count,
-        "key_ids": sorted(set(key_ids)),
+        "key_ids": ids,
         "campaigns": dict(campaigns),
     }
+    if keys is not None:
+        header["keys"] = _keys_member(keys, ids)
     digest = hashlib.sha256()
     written = 0
     for line in itertools.chain([_line(header)], (_line(r.to_dict()) for r in records)):
@@ -102,13 +133,16 @@ def write(  # noqa: PLR0913 - as for dump: past the path and records, the header
     key_ids: Iterable[str],
     campaigns: Mapping[str, dict[str, object]],
     count: int | None = None,
+    keys: Iterable[Key] | None = None,
 ) -> int:
     """Write a bundle atomically (temporary file, fsync, rename) and return how many records it holds."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
-            count = dump(fh, records, created_on=created_on, key_ids=key_ids, campaigns=campaigns, count=count)
+            count = dump(
+                fh, records, created_on=created_on, key_ids=key_ids, campaigns=campaigns, count=count, keys=keys
+            )
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
@@ -127,6 +161,7 @@ class Survey:
     path: Path
     created_on: str = ""
     key_ids: list[str] = field(default_factory=list)
+    keys: list[Key] = field(default_factory=list)  # empty when the header has no ``keys`` member
     campaigns: dict[str, dict[str, object]] = field(default_factory=dict)
     count: int = 0
     places: set[tuple[str, str]] = field(default_factory=set)
@@ -216,6 +251,7 @@ def _survey_header(found: Survey, line: bytes) -> None:
         return
     found.created_on = header["created_on"]
     found.key_ids = list(header["key_ids"])
+    found.keys = [Key(k["key_id"], k["name"], k["fingerprint"]) for k in header.get("keys", [])]
     found.campaigns = dict(header["campaigns"])
     found.count = header["count"]
 
@@ -280,13 +316,26 @@ def read(path: str | Path) -> Bundle:
         key_ids=found.key_ids,
         campaigns=found.campaigns,
         records=list(records(found)),
+        keys=found.keys,
     )
+
+
+def known_keys(surveys: Iterable[Survey]) -> dict[str, Key]:
+    """Every key the surveyed bundles' headers name and describe, by key id (the first description wins)."""
+    found: dict[str, Key] = {}
+    for survey in surveys:
+        for key in survey.keys:
+            found.setdefault(key.key_id, key)
+    return found
 
 
 # The bundle's checksum has no key: whoever can write the file can write anything in it. So every member that
 # reaches the laptop's files and spreadsheets is held to its exact shape.
 DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 KEY_ID = re.compile(r"[0-9a-f]{16}")
+FINGERPRINT = re.compile(r"[0-9A-F]{4}( [0-9A-F]{4}){7}")
+KEY_NAME_MAX = 100
+KEY_MEMBERS = {"key_id", "name", "fingerprint"}
 RECORD_ID = re.compile(r"[0-9a-f]{32}")
 SEALED_BY = {"server", "browser"}
 
@@ -306,11 +355,44 @@ def _check_header(header: dict[str, object], where: str | Path) -> None:
     key_ids = header.get("key_ids")
     if not (isinstance(key_ids, list) and all(isinstance(k, str) and KEY_ID.fullmatch(k) for k in key_ids)):
         raise BundleError(f"{where}: header: key_ids must be a list of key ids (16 hex digits)")
+    if "keys" in header:
+        _check_keys(header["keys"], key_ids, where)
     definitions = header.get("campaigns")
     if not (isinstance(definitions, dict) and all(isinstance(v, dict) for v in definitions.values())):
         raise BundleError(f"{where}: header: campaigns must map each campaign to its definition")
     if not all(isinstance(k, str) and SLUG.fullmatch(k) for k in definitions):
         raise BundleError(f"{where}: header: a campaign name is not a campaign slug")
+
+
+def _keys_member(keys: Iterable[Key], key_ids: list[str]) -> list[dict[str, str]]:
+    """The header's ``keys``, in key id order, checked as the laptop will check them, so that the server never
+    writes a bundle the laptop refuses."""
+    member = [key.to_dict() for key in sorted(keys, key=lambda k: k.key_id)]
+    _check_keys(member, key_ids, "the bundle to write")
+    return member
+
+
+def _check_keys(keys: object, key_ids: list[str], where: str | Path) -> None:
+    """``keys``: a list of {key_id, name, fingerprint}, one for each of ``key_ids`` and no other, each fingerprint
+    beginning with its key id (as every fingerprint does), each name printable text."""
+    problem = f"{where}: header: keys must give the key id, name and fingerprint of each key in key_ids, once"
+    if not (isinstance(keys, list) and all(isinstance(k, dict) and k.keys() == KEY_MEMBERS for k in keys)):
+        raise BundleError(problem)
+    if not all(isinstance(k["key_id"], str) and KEY_ID.fullmatch(k["key_id"]) for k in keys):
+        raise BundleError(problem)
+    ids = [k["key_id"] for k in keys]
+    if len(set(ids)) != len(ids) or set(ids) != set(key_ids):
+        raise BundleError(problem)
+    for key in keys:
+        kid, name, fingerprint = key["key_id"], key["name"], key["fingerprint"]
+        if not (isinstance(fingerprint, str) and FINGERPRINT.fullmatch(fingerprint)):
+            raise BundleError(f"{where}: header: the fingerprint of key {kid} is not a fingerprint")
+        if fingerprint.replace(" ", "")[:16] != kid.upper():
+            raise BundleError(f"{where}: header: the fingerprint of key {kid} does not begin with its key id")
+        if not (isinstance(name, str) and 0 < len(name) <= KEY_NAME_MAX and name.isprintable()):
+            raise BundleError(
+                f"{where}: header: the name of key {kid} must be printable text of 1 to {KEY_NAME_MAX} characters"
+            )
 
 
 def _check_record(row: object, where: str) -> None:

@@ -192,6 +192,18 @@ class Layout:
         return notes
 
 
+def keeps_off_the_list(
+    definition: campaigns.Form, doc: Mapping[str, object], problems: dict[str, str]
+) -> dict[str, str]:
+    """The problems that keep a signature off the public list and out of its count. Under the form's current version,
+    any: the page could not have sent such answers. Under an older one the questions may have changed since (one
+    became a single choice, say), so only a problem with what the list shows, or with the consent, keeps it off."""
+    if doc.get("form_version") == definition.version:
+        return problems
+    needed = {*definition.publish, definition.publish_consent}
+    return {name: problem for name, problem in problems.items() if name in needed}
+
+
 class Row(NamedTuple):
     """One opened record, made ready for its spreadsheet where it was opened, so the writer only writes (a
     named tuple: thousands a second cross from the workers, and tuples cross cheaply)."""
@@ -212,7 +224,8 @@ class Row(NamedTuple):
 
 
 class Failure(NamedTuple):
-    """A record line that did not open, and why; ``sealed_to`` names the keys it is sealed to, when that is why."""
+    """A record line that did not open, and why; ``sealed_to`` holds the ids of the keys it is sealed to, when that
+    is why."""
 
     where: str
     why: str
@@ -221,16 +234,25 @@ class Failure(NamedTuple):
     malformed: bool = False  # the line is not a record as Papillon writes it: the bundle is damaged
 
 
+def sealed_to(key_ids: Iterable[str], known: Mapping[str, bundle.Key]) -> str:
+    """The keys a record is sealed to, as staff know them: by fingerprint and name where a bundle's header
+    describes the key, else by key id."""
+    return ", ".join(plain(known[kid].label) if kid in known else kid for kid in sorted(key_ids))
+
+
 @dataclass
 class Opener:
-    """Everything opening needs: the key, the forms, and the key for comparing identities. It is sent to each
-    worker once, as plain values, so it travels under any way of starting processes."""
+    """Everything opening needs: the key, the forms, and the key for comparing identities; and, to say which key a
+    record needs, how this key and those the bundles describe are known. It is sent to each worker once, as plain
+    values, so it travels under any way of starting processes."""
 
     private_raw: bytes
     key_id: str
     definitions: dict[Place, campaigns.Form]
     salt: bytes
     jsonl: bool
+    key_label: str = ""  # this key as staff know it: its fingerprint and name
+    known: dict[str, bundle.Key] = field(default_factory=dict)  # the keys the bundles' headers describe
     layouts: dict[Place, Layout] = field(init=False, repr=False)
     key: X25519PrivateKey = field(init=False, repr=False)
 
@@ -239,7 +261,8 @@ class Opener:
         self.layouts = {place: Layout.of(d) for place, d in self.definitions.items()}
 
     def __getstate__(self) -> dict[str, object]:
-        return {k: getattr(self, k) for k in ("private_raw", "key_id", "definitions", "salt", "jsonl")}
+        names = ("private_raw", "key_id", "definitions", "salt", "jsonl", "key_label", "known")
+        return {k: getattr(self, k) for k in names}
 
     def __setstate__(self, state: dict[str, object]) -> None:
         self.__dict__.update(state)
@@ -259,13 +282,15 @@ class Opener:
             sealed = envelope.parse(record.envelope)
         except envelope.EnvelopeError as exc:
             return self.failed(record, str(exc))
+        if self.key_id not in sealed.sealed:
+            why = f"the record is not sealed to key {self.key_label or self.key_id}; it is sealed to "
+            return self.failed(record, why + sealed_to(sealed.sealed, self.known), tuple(sorted(sealed.sealed)))
         try:
             doc: Mapping[str, object] = envelope.open_envelope(
                 sealed, self.key, record.campaign, record.form, key_id=self.key_id
             )
         except envelope.EnvelopeError as exc:
-            elsewhere = () if self.key_id in sealed.sealed else tuple(sorted(sealed.sealed))
-            return self.failed(record, str(exc), elsewhere)
+            return self.failed(record, str(exc))
         place = (record.campaign, record.form)
         layout = self.layouts.get(place)
         answers = cast(Answers, doc["answers"])  # open_envelope refuses a document whose answers are no object
@@ -280,6 +305,7 @@ class Opener:
         definition = layout.definition
         problems = definition.check(answers)
         notes = layout.notes(doc, answers, problems)
+        blocking = keeps_off_the_list(definition, doc, problems)
         locale = cell(doc.get("locale"))
         cells = [cell(layout.shown(f.name, answers.get(f.name))) for f in definition.fields]
         cells += [locale, cell(doc.get("form_version")), record.received_on, record.sealed_by, record.id]
@@ -295,9 +321,8 @@ class Opener:
             identities=self.digests(layout, answers),
             chosen=layout.chosen(answers),
             jsonl=self.jsonl_line(record, doc, answers, notes),
-            # A signature is listed on its answers alone: a note about the form's version is no reason to drop it.
-            listed=None if problems else definition.published(answers),
-            countable=bool(definition.publish_consent) and not problems,
+            listed=None if blocking else definition.published(answers),
+            countable=bool(definition.publish_consent) and not blocking,
         )
 
     def loose(self, record: bundle.Record, place: Place, doc: Mapping[str, object], answers: Answers) -> Row:
@@ -489,6 +514,7 @@ class Writer:
         if self.ids is None or record_id is None:
             return True
         if record_id in self.ids:
+            self.tally["repeated"] += 1
             return False
         self.ids.add(record_id)
         return True
@@ -572,21 +598,24 @@ class Writer:
 
 
 class Progress:
-    """A progress bar on a terminal; nothing when the output goes to a file."""
+    """A progress bar on a terminal: the records read, and of those how many opened and how many did not; nothing
+    when the output goes to a file."""
 
     def __init__(self, total: int, stream: IO[str] | None = None) -> None:
         stream = stream or sys.stderr
-        self.total, self.stream, self.done = total, stream, 0
+        self.total, self.stream, self.read = total, stream, 0
         self.shown = stream.isatty() and total > 0
         self.step = max(1, total // 200)
 
-    def advance(self, by: int = 1) -> None:
-        before = self.done
-        self.done += by
-        if self.shown and (self.done // self.step != before // self.step or self.done >= self.total):
-            filled = 30 * min(self.done, self.total) // self.total
+    def advance(self, read: int, tally: Mapping[str, int]) -> None:
+        """``read`` more records were read; ``tally`` counts, so far, those that opened, those that did not, and
+        those already read from an earlier bundle."""
+        before = self.read
+        self.read += read
+        if self.shown and (self.read // self.step != before // self.step or self.read >= self.total):
+            filled = 30 * min(self.read, self.total) // self.total
             bar = "#" * filled + "." * (30 - filled)
-            print(f"\r[{bar}] {self.done} of {self.total} records", end="", file=self.stream, flush=True)
+            print(f"\r[{bar}] {self.read} of {self.total} {counted(tally)}", end="", file=self.stream, flush=True)
 
     def finish(self) -> None:
         if self.shown:
@@ -623,9 +652,10 @@ def form_definitions(surveys: list[bundle.Survey]) -> dict[Place, campaigns.Form
     return forms
 
 
-def nothing_opened(writer: Writer, private: keys.PrivateKey) -> str:
-    """Why a key opens none of the records, in one line: the keys they were sealed to."""
-    to = ", ".join(sorted(writer.sealed_to)) or "no readable key id"
+def nothing_opened(writer: Writer, private: keys.PrivateKey, surveys: list[bundle.Survey]) -> str:
+    """Why a key opens none of the records, in one line: the keys they were sealed to, by fingerprint and name
+    where the bundles' headers describe them."""
+    to = sealed_to(writer.sealed_to, bundle.known_keys(surveys)) or "no readable key id"
     return (
         f"the key {plain(private.name)} ({private.fingerprint}) opens none of the {writer.tally['failed']} "
         f"record(s), which are sealed to {to}; use the key those records were sealed to. Nothing was written."
@@ -780,6 +810,7 @@ class Outcome:
     opened: int
     failed: int
     damaged: bool  # a bundle opened with --salvage
+    repeated: int = 0  # records already read from another of the bundles, written once
 
     @property
     def exit_code(self) -> int:
@@ -818,7 +849,7 @@ def write_all(options: Options, surveys: list[bundle.Survey], writer: Writer, pr
     open_all(options, surveys, writer, private)
     tally = writer.tally
     if tally["failed"] and tally["failed"] == tally["elsewhere"] and not tally["opened"]:
-        raise Refusal(nothing_opened(writer, private))
+        raise Refusal(nothing_opened(writer, private, surveys))
     writer.make_folder()
     damaged = [problem for found in surveys for problem in found.report]
     written = [path for place in sorted(writer.sheets) for path in writer.targets(place)]
@@ -827,23 +858,36 @@ def write_all(options: Options, surveys: list[bundle.Survey], writer: Writer, pr
     if options.publish is not None:
         writer.publish(options.publish)
         written.append(options.publish)
-    return Outcome(tuple(written), tally["opened"], tally["failed"], damaged=bool(damaged))
+    return Outcome(tuple(written), tally["opened"], tally["failed"], damaged=bool(damaged), repeated=tally["repeated"])
 
 
 def open_all(options: Options, surveys: list[bundle.Survey], writer: Writer, private: keys.PrivateKey) -> None:
     """Every record of every bundle, opened on ``--jobs`` processes, into the writer's spreadsheets."""
     progress = Progress(sum(found.count for found in surveys))
     opener = Opener(
-        private.key.private_bytes_raw(), private.key_id, writer.definitions, secrets.token_bytes(16), options.jsonl
+        private.key.private_bytes_raw(),
+        private.key_id,
+        writer.definitions,
+        secrets.token_bytes(16),
+        options.jsonl,
+        key_label=plain(f"{private.fingerprint} ({private.name})"),
+        known=bundle.known_keys(surveys),
     )
     try:
         for results in opened(surveys, opener, options.jobs):
             for result in results:
                 take(writer, result, salvage=options.salvage)
-            progress.advance(len(results))
+            progress.advance(len(results), writer.tally)
     finally:
         writer.close()
         progress.finish()
+
+
+def counted(tally: Mapping[str, int]) -> str:
+    """What the records read so far came to, as the progress bar says it."""
+    repeated = f", {tally.get('repeated', 0)} already read from another bundle" if tally.get("repeated") else ""
+    opened, failed = tally.get("opened", 0), tally.get("failed", 0)
+    return f"records read: {opened} opened, {failed} could not be opened{repeated}"
 
 
 def take(writer: Writer, result: Row | Failure, *, salvage: bool) -> None:
@@ -859,7 +903,10 @@ def take(writer: Writer, result: Row | Failure, *, salvage: bool) -> None:
 def show(outcome: Outcome) -> None:
     for path in outcome.written:
         print(f"Wrote {path}")
-    print(f"Opened {outcome.opened} record(s); {outcome.failed} could not be opened.")
+    repeated = (
+        f" {outcome.repeated} already read from another bundle (each is written once)." if outcome.repeated else ""
+    )
+    print(f"Opened {outcome.opened} record(s); {outcome.failed} could not be opened.{repeated}")
 
 
 def command_line() -> argparse.ArgumentParser:

@@ -22,7 +22,10 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
-DEFAULT_CHROMIUM = "/usr/bin/chromium"  # Debian's package; `make chromium` installs it
+# Debian's package, which `make chromium` installs. PAPILLON_CHROMIUM, the Makefile's variable of the same name and
+# default (which it passes on to the tests), chooses another.
+CHROMIUM_SETTING = "PAPILLON_CHROMIUM"
+DEFAULT_CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -43,7 +46,7 @@ class ChromiumMissing(RuntimeError):
 
 def chromium_path() -> str:
     """The Chromium to drive: ``PAPILLON_CHROMIUM`` if set, else Debian's package."""
-    path = os.environ.get("PAPILLON_CHROMIUM") or DEFAULT_CHROMIUM
+    path = os.environ.get(CHROMIUM_SETTING) or DEFAULT_CHROMIUM
     if not (os.path.isfile(path) and os.access(path, os.X_OK)):
         raise ChromiumMissing(
             f"Chromium was not found at {path}. Install Debian's chromium package (`make chromium`) "
@@ -196,7 +199,7 @@ TYPICAL_ANSWERS = {
     "email": "lin.mei@example.org",
     "postal_code": "M5T 1R9",
     "organization_type": "sex_worker_led",
-    "actions": ["share", "join_meeting", "write_officials"],
+    "actions": "share",
     "known_harms": (
         "Two people from an anti-trafficking group came to the parlour with police officers and asked every "
         "worker for identification. They said they were there to help, but they photographed our papers and "

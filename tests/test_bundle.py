@@ -53,6 +53,50 @@ def test_write_then_read_gives_back_every_record(written):
     assert read.campaigns == CAMPAIGNS
 
 
+AB_KEY = bundle.Key("ab" * 8, "butterfly-2026", " ".join(["ABAB"] * 4 + ["0818", "6D35", "8BD7", "1C2E"]))
+FF_KEY = bundle.Key("ff" * 8, "bo's key \u738b", " ".join(["FFFF"] * 4 + ["0000"] * 4))
+
+
+def test_the_keys_names_and_fingerprints_round_trip_in_key_id_order(tmp_path):
+    path = tmp_path / "keys.papillon"
+    bundle.write(
+        path,
+        records(),
+        created_on="2026-03-04",
+        key_ids=["ff" * 8, "ab" * 8],
+        campaigns=CAMPAIGNS,
+        keys=[FF_KEY, AB_KEY],
+    )
+    header = json.loads(path.read_bytes().split(b"\n")[0])
+    assert header["keys"] == [
+        {"fingerprint": AB_KEY.fingerprint, "key_id": "ab" * 8, "name": "butterfly-2026"},
+        {"fingerprint": FF_KEY.fingerprint, "key_id": "ff" * 8, "name": "bo's key \u738b"},
+    ]
+    read = bundle.read(path)
+    assert read.keys == [AB_KEY, FF_KEY]
+    assert bundle.known_keys([bundle.verify(path)]) == {"ab" * 8: AB_KEY, "ff" * 8: FF_KEY}
+
+
+def test_a_bundle_without_keys_still_reads_and_knows_no_key_by_name(written):
+    """As an older Papillon wrote it: key ids only."""
+    assert "keys" not in json.loads(written.read_bytes().split(b"\n")[0])
+    assert bundle.read(written).keys == []
+    assert bundle.known_keys([bundle.verify(written)]) == {}
+
+
+def test_the_server_writes_no_keys_the_laptop_would_refuse(tmp_path):
+    path = tmp_path / "x.papillon"
+    with pytest.raises(BundleError, match="each key in key_ids"):
+        bundle.write(path, records(), created_on="2026-03-04", key_ids=["ab" * 8], campaigns={}, keys=[FF_KEY])
+    assert not path.exists()
+
+
+def test_a_key_name_is_made_fit_for_a_bundle():
+    assert bundle.key_name("ana\x1b[2J") == "ana\ufffd[2J"
+    assert bundle.key_name("x" * 500) == "x" * bundle.KEY_NAME_MAX
+    assert bundle.key_name("") == "unnamed"
+
+
 def test_header_counts_the_records(written):
     header = json.loads(written.read_bytes().split(b"\n")[0])
     assert header["format"] == bundle.FORMAT
@@ -229,6 +273,20 @@ def hostile(tmp_path, header: dict | None = None, row: dict | None = None):
         {"campaigns": []},
         {"campaigns": {"declaration": "not a table"}},
         {"campaigns": {"../x": {}}},
+        {"keys": {}},
+        {"keys": [AB_KEY.to_dict(), AB_KEY.to_dict()]},
+        {"keys": [FF_KEY.to_dict()]},
+        {"keys": []},
+        {"keys": [{**AB_KEY.to_dict(), "public_key": "QUJD"}]},
+        {"keys": [{"key_id": "ab" * 8, "name": "butterfly-2026"}]},
+        {"keys": [{**AB_KEY.to_dict(), "key_id": ["ab"]}]},
+        {"keys": [{**AB_KEY.to_dict(), "fingerprint": "=HYPERLINK(1)"}]},
+        {"keys": [{**AB_KEY.to_dict(), "fingerprint": AB_KEY.fingerprint.lower()}]},
+        {"keys": [{**AB_KEY.to_dict(), "fingerprint": FF_KEY.fingerprint}]},
+        {"keys": [{**AB_KEY.to_dict(), "name": "ana\x1b[2J"}]},
+        {"keys": [{**AB_KEY.to_dict(), "name": ""}]},
+        {"keys": [{**AB_KEY.to_dict(), "name": "x" * 101}]},
+        {"keys": [{**AB_KEY.to_dict(), "name": 7}]},
     ],
 )
 def test_a_header_of_the_wrong_shape_is_refused_in_one_line(tmp_path, header: dict) -> None:

@@ -15,6 +15,7 @@ import tracemalloc
 
 import click
 import pytest
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from pages import CAMPAIGNS, ROOT
 from services import flask
 
@@ -22,7 +23,7 @@ from app import create_app, migrations
 from app.cli import export_bundle, publish_listings
 from app.site import site
 from app.storage import db
-from papillon import bundle, campaigns, envelope, signers
+from papillon import bundle, campaigns, envelope, keys, signers
 from papillon.keys import key_id, raw_public_bytes
 
 
@@ -74,7 +75,8 @@ def test_export_writes_a_bundle_with_header_records_and_campaign_definitions(run
     assert "Exported 2 record(s)" in result.output
     head = header(out)
     assert head["count"] == 2
-    assert head["key_ids"] == [key_id(raw_public_bytes(organizer_key.public_key()))]
+    organizer_id = key_id(raw_public_bytes(organizer_key.public_key()))
+    assert head["key_ids"] == [organizer_id]
     assert head["created_on"] == dt.datetime.now(dt.UTC).date().isoformat()
     read = bundle.read(out)
     assert sorted(read.campaigns) == ["letter", "petition"]
@@ -89,6 +91,33 @@ def test_export_writes_a_bundle_with_header_records_and_campaign_definitions(run
     )
     assert by_id[ids[0]].envelope == '{"n":1}'
     assert by_id[ids[0]].received_on == dt.datetime.now(dt.UTC).date().isoformat()
+
+
+def test_export_names_each_key_it_seals_to_by_id_name_and_fingerprint(config, keys_dir, organizer_key, tmp_path):
+    """So the laptop can say which keys a record it cannot open is sealed to, as staff know them; a name is
+    written without its control characters."""
+    second = X25519PrivateKey.generate().public_key()
+    (keys_dir / "bo.pub").write_text(keys.dumps_public("bo\x1b[2J 2026", second))
+    app = create_app(config)
+    with app.app_context():
+        db.create_schema()
+    store(app, 1)
+    out = tmp_path / "keys.bundle"
+    assert app.test_cli_runner().invoke(args=["export", "--out", str(out)]).exit_code == 0
+    expected = sorted(
+        [
+            {"key_id": public.key_id, "name": name, "fingerprint": public.fingerprint}
+            for name, public in [
+                ("organizer", keys.PublicKey("organizer", raw_public_bytes(organizer_key.public_key()))),
+                ("bo\ufffd[2J 2026", keys.PublicKey("bo", raw_public_bytes(second))),
+            ]
+        ],
+        key=lambda k: k["key_id"],
+    )
+    head = header(out)
+    assert head["keys"] == expected
+    assert head["key_ids"] == [k["key_id"] for k in expected]
+    assert [key.to_dict() for key in bundle.read(out).keys] == expected
 
 
 def test_export_carries_only_the_campaigns_it_holds(runner, app, tmp_path):
@@ -117,12 +146,60 @@ def test_a_second_export_holds_only_new_rows(runner, app, tmp_path):
     assert header(tmp_path / "b.papillon")["count"] == 1
 
 
-def test_an_export_with_nothing_new_writes_an_empty_bundle(runner, app, tmp_path):
-    out = tmp_path / "empty.papillon"
-    result = runner.invoke(args=["export", "--out", str(out)])
+NOTHING_WAITING = "Nothing is waiting for export; no bundle was written."
+
+
+def test_an_export_with_nothing_waiting_says_so_and_writes_no_file(runner, app, tmp_path):
+    usb = tmp_path / "usb"
+    usb.mkdir()
+    store(app, 1)
+    assert runner.invoke(args=["export", "--out", str(usb / "first.bundle")]).exit_code == 0
+    result = runner.invoke(args=["export", "--out", str(usb / "empty.bundle")])
     assert result.exit_code == 0, result.output
-    assert "Exported 0 record(s)" in result.output
-    assert bundle.read(out).records == []
+    assert result.stderr.splitlines() == [NOTHING_WAITING]
+    assert result.stdout_bytes == b""
+    assert [p.name for p in usb.iterdir()] == ["first.bundle"]
+
+
+def test_an_export_with_nothing_waiting_writes_no_byte_to_standard_output(runner, app):
+    result = runner.invoke(args=["export"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout_bytes == b""
+    assert NOTHING_WAITING in result.stderr
+    assert "that file is empty: delete it" in result.stderr
+    with app.app_context():
+        assert db.counts() == {}
+
+
+def test_an_export_with_nothing_waiting_marks_nothing_and_the_next_record_still_goes(runner, app, tmp_path):
+    with app.app_context():
+        assert export_bundle(tmp_path / "none.bundle") == 0
+    assert not (tmp_path / "none.bundle").exists()
+    sid = store(app, 1)
+    assert runner.invoke(args=["export", "--out", str(tmp_path / "a.bundle")]).exit_code == 0
+    assert [r.id for r in bundle.read(tmp_path / "a.bundle").records] == [sid]
+
+
+def test_export_with_nothing_waiting_never_asks_for_the_stream(app):
+    """Standard output is looked at (and a terminal refused) only once there is a bundle to write."""
+
+    def stream():
+        raise AssertionError("no bundle to write, so no stream is needed")
+
+    with app.app_context():
+        assert export_bundle(stream) == 0
+        assert export_bundle(stream, again=True) == 0
+
+
+def test_export_again_with_nothing_exported_says_so_and_writes_no_file(runner, app, tmp_path):
+    late = store(app, 1)
+    out = tmp_path / "again.bundle"
+    result = runner.invoke(args=["export", "--again", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "No record has been exported and not yet purged; no bundle was written." in result.stderr
+    assert not out.exists()
+    assert runner.invoke(args=["export", "--again"]).stdout_bytes == b""
+    assert waiting(app) == [late]
 
 
 def test_a_campaign_whose_file_is_gone_keeps_its_records_in_the_export_with_a_note(app, tmp_path, capsys):
@@ -215,7 +292,9 @@ def test_export_again_writes_the_exported_records_not_yet_purged_and_nothing_new
     assert waiting(app) == [late]
     assert runner.invoke(args=["purge", "--yes"]).exit_code == 0
     result = runner.invoke(args=["export", "--again", "--out", str(tmp_path / "after-purge.bundle")])
-    assert bundle.read(tmp_path / "after-purge.bundle").records == []
+    assert result.exit_code == 0, result.output
+    assert "no bundle was written" in result.stderr
+    assert not (tmp_path / "after-purge.bundle").exists()
 
 
 def test_purge_yes_deletes_only_exported_rows(runner, app, tmp_path):

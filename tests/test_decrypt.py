@@ -50,13 +50,18 @@ def record(n: int, private: X25519PrivateKey, campaign: str, form: str, answers:
     )
 
 
-def write_bundle(path: Path, records: list[bundle.Record], private: X25519PrivateKey) -> Path:
+def write_bundle(
+    path: Path, records: list[bundle.Record], private: X25519PrivateKey, described: list[keys.PublicKey] | None = None
+) -> Path:
+    """A bundle of ``records`` whose header lists ``private``'s key; ``described``: instead, these keys, with their
+    names and fingerprints, as export writes them."""
     used = {r.campaign for r in records}
     bundle.write(
         path,
         records,
         created_on="2026-03-05",
-        key_ids=[public(private).key_id],
+        key_ids=[k.key_id for k in described] if described else [public(private).key_id],
+        keys=[bundle.Key(k.key_id, k.name, k.fingerprint) for k in described] if described else None,
         campaigns={k: v for k, v in DEFINITIONS.items() if k in used},
     )
     return path
@@ -592,7 +597,18 @@ def test_the_refusal_names_the_keys_the_records_were_sealed_to(decrypt, organize
     stranger = X25519PrivateKey.generate()
     path = write_bundle(tmp_path / "b.bundle", [record(1, stranger, "petition", "sign", signer("Ada"))], stranger)
     run(decrypt, [path], organizer_key_file, tmp_path / "out")
-    assert public(stranger).key_id in capsys.readouterr().err
+    assert f"which are sealed to {public(stranger).key_id};" in capsys.readouterr().err
+
+
+def test_the_refusal_names_the_keys_by_fingerprint_and_name_where_the_bundle_describes_them(
+    decrypt, organizer_key, organizer_key_file, tmp_path, capsys
+):
+    old = X25519PrivateKey.generate()
+    described = [public(old, "butterfly-2025")]
+    path = write_bundle(tmp_path / "b.bundle", [record(1, old, "petition", "sign", signer("Ada"))], old, described)
+    out = tmp_path / "out"
+    code = run(decrypt, [path], organizer_key_file, out)
+    assert_refused(code, capsys, out, f"which are sealed to {public(old).fingerprint} (butterfly-2025);")
 
 
 def test_an_empty_bundle_still_opens_to_an_empty_summary(decrypt, organizer_key, organizer_key_file, tmp_path):
@@ -732,19 +748,51 @@ def test_jsonl_holds_each_record_with_choice_ids_language_and_version(
     assert stat.S_IMODE((out / "petition-sign.jsonl").stat().st_mode) == 0o600
 
 
-def test_the_progress_bar_shows_on_a_terminal_only(decrypt):
-    class Terminal(io.StringIO):
-        def isatty(self) -> bool:
-            return True
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
 
+
+def test_the_progress_bar_shows_on_a_terminal_only(decrypt):
     terminal, pipe = Terminal(), io.StringIO()
     for stream in (terminal, pipe):
         progress = decrypt.Progress(4, stream)
-        for _ in range(4):
-            progress.advance()
+        for n in range(1, 5):
+            progress.advance(1, {"opened": n})
         progress.finish()
-    assert "[" + "#" * 30 + "] 4 of 4 records" in terminal.getvalue()
+    assert "[" + "#" * 30 + "] 4 of 4 records read: 4 opened, 0 could not be opened" in terminal.getvalue()
     assert pipe.getvalue() == ""
+
+
+def test_the_progress_bar_counts_what_was_read_apart_from_what_opened(
+    decrypt, organizer_key, organizer_key_file, tmp_path, capsys, monkeypatch
+):
+    """14 records read, 6 of them opened: the bar never calls the 8 others opened, and the last line agrees."""
+    stranger = X25519PrivateKey.generate()
+    records = [*many(organizer_key, 6), *[record(n, stranger, "petition", "sign", {}) for n in range(7, 15)]]
+    path = write_bundle(tmp_path / "b.papillon", records, organizer_key)
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert run_with(decrypt, [path], organizer_key_file, tmp_path / "out", "--jobs", "1") == 1
+    shown = terminal.getvalue().split("\r")
+    assert shown[-1].startswith("[" + "#" * 30 + "] 14 of 14 records read: 6 opened, 8 could not be opened\n")
+    assert not any("14 opened" in line or "of 14 records opened" in line for line in shown)
+    assert capsys.readouterr().out.splitlines()[-1] == "Opened 6 record(s); 8 could not be opened."
+
+
+def test_records_in_two_bundles_are_counted_once_as_they_are_written_once(
+    decrypt, organizer_key, organizer_key_file, tmp_path, capsys, monkeypatch
+):
+    first = write_bundle(tmp_path / "1.papillon", many(organizer_key, 2), organizer_key)
+    again = write_bundle(tmp_path / "2.papillon", many(organizer_key, 3), organizer_key)
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert decrypt.main([str(first), *decrypt_args(again, organizer_key_file, tmp_path / "out"), "--jobs", "1"]) == 0
+    last = terminal.getvalue().split("\r")[-1]
+    assert "5 of 5 records read: 3 opened, 0 could not be opened, 2 already read from another bundle" in last
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "Opened 3 record(s); 0 could not be opened. 2 already read from another bundle (each is written once)."
+    )
 
 
 def test_an_existing_output_is_refused_before_the_passphrase_is_asked(
@@ -830,6 +878,24 @@ def test_a_consenting_signer_from_an_older_form_version_is_still_listed(
     assert published(listed) == {"count": 1, "signers": [{"name": "Ada"}]}
 
 
+def test_a_signer_from_before_a_question_changed_type_is_still_counted_and_listed(
+    decrypt, organizer_key, organizer_key_file, tmp_path
+):
+    # Under version 0 the province question took several answers; it takes one now.
+    older = signer("Ada", province=["on", "qc"], list_my_name=True)
+    records = [
+        record(1, organizer_key, "petition", "sign", older, version=0),
+        record(2, organizer_key, "petition", "sign", {**older, "name": ""}, version=0),
+    ]
+    path = write_bundle(tmp_path / "b.papillon", records, organizer_key)
+    listed = tmp_path / "signers.json"
+    out = tmp_path / "out"
+    assert run_with(decrypt, [path], organizer_key_file, out, "--publish", str(listed)) == 0
+    assert published(listed) == {"count": 1, "signers": [{"name": "Ada"}]}  # the second has no name to show
+    checks = [row[-2] for row in read_csv(out / "petition-sign.csv")[1:]]
+    assert all("province: This answer must be text." in check for check in checks)
+
+
 def test_the_public_count_is_one_per_person_and_leaves_out_answers_that_do_not_fit(
     decrypt, organizer_key, organizer_key_file, tmp_path
 ):
@@ -877,11 +943,37 @@ def test_the_report_lists_what_did_not_open_and_why(decrypt, organizer_key, orga
 def test_a_record_not_sealed_to_the_key_names_the_keys_it_is_sealed_to(
     decrypt, organizer_key, organizer_key_file, tmp_path
 ):
+    """A bundle that does not describe the keys (an older Papillon's) names them by key id."""
     stranger = X25519PrivateKey.generate()
     records = [record(1, organizer_key, "petition", "sign", signer("Ada")), record(2, stranger, "petition", "sign", {})]
     path = write_bundle(tmp_path / "b.papillon", records, organizer_key)
     assert run_with(decrypt, [path], organizer_key_file, tmp_path / "out") == 1
     assert f"it is sealed to {public(stranger).key_id}" in (tmp_path / "out" / "summary.txt").read_text()
+
+
+def test_a_record_not_sealed_to_the_key_names_its_keys_by_fingerprint_and_name_where_the_bundle_does(
+    decrypt, organizer_key, organizer_key_file, tmp_path
+):
+    bo, unknown = X25519PrivateKey.generate(), X25519PrivateKey.generate()
+    both = envelope.seal(envelope.plaintext({}, 1, "en"), [public(bo), public(unknown)], "petition", "sign")
+    records = [
+        record(1, organizer_key, "petition", "sign", signer("Ada")),
+        record(2, bo, "petition", "sign", {}),
+        dataclasses.replace(record(3, bo, "petition", "sign", {}), envelope=both.to_json()),
+    ]
+    described = [public(organizer_key), public(bo, "bo-2026")]
+    path = write_bundle(tmp_path / "b.papillon", records, organizer_key, described)
+    out = tmp_path / "out"
+    assert run_with(decrypt, [path], organizer_key_file, out) == 1
+    summary = (out / "summary.txt").read_text(encoding="utf-8")
+    mine = f"not sealed to key {public(organizer_key).fingerprint} (organizer)"
+    assert f"{2:032x} (petition/sign): the record is {mine}; it is sealed to {public(bo).fingerprint} (bo-2026)\n" in (
+        summary
+    )
+    # Sealed to Bo's key, which the bundle describes, and to one it does not: named by its key id.
+    shown = dict(sorted([(public(bo).key_id, f"{public(bo).fingerprint} (bo-2026)"), (public(unknown).key_id,) * 2]))
+    assert f"{3:032x} (petition/sign): the record is {mine}; it is sealed to {', '.join(shown.values())}\n" in summary
+    assert f"{public(bo).fingerprint} (bo-2026)" in (out / "report.html").read_text(encoding="utf-8")
 
 
 def test_a_run_that_fails_part_way_keeps_nothing_and_says_so(

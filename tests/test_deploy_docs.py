@@ -5,6 +5,10 @@ logs) are pointed into a temporary folder. Every setting name it mentions must b
 gunicorn must serve pages and posts under the seccomp rules of the unit's MemoryDenyWriteExecute. The programs
 come from Debian's packages (``make test`` installs them); a missing one fails its test, never skips it.
 PostgreSQL and Redis are those the other tests use (``PAPILLON_TEST_POSTGRES_URL``, and ``redis-server``).
+
+Also the staff commands every guide gives (the README, the staff guide, this guide, SECURITY.md, the offline kit's
+INSTALL.txt): the project's own ``.venv/bin/flask --app wsgi``, never a bare ``flask``; and the one Chromium setting
+the Makefile and the browser tests share.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode
 
+import browser_support
 import pytest
 from browser_support import TYPICAL_ANSWERS
 from cryptography import x509
@@ -624,3 +629,90 @@ def test_gunicorn_serves_pages_and_both_kinds_of_post_under_memory_deny_write_ex
     for row in rows.values():
         opened = envelope.open_envelope(envelope.parse(row.envelope), organizer_key, row.campaign, row.form)
         assert {name: opened["answers"][name] for name in TYPICAL_ANSWERS} == TYPICAL_ANSWERS
+
+
+# --- the staff commands every guide gives, and the one Chromium setting -------------------------------------------
+
+GUIDES = [
+    "README.md",
+    "docs/staff-guide.md",
+    "docs/deploy.md",
+    "SECURITY.md",
+    "docs/offline-kit.txt",
+    "docs/campaigns.md",
+]
+# `flask` run as a command, not as the project's own: after anything but a path (`.venv/bin/flask`) or a name
+# (`papillon-flask`), and followed by what Papillon's commands take.
+FLASK_COMMANDS = "--app|export|purge|status|publish|db|init-db|run|translation-template|routes|shell"
+BARE_FLASK = re.compile(rf"(?<![\w/.-])flask (?={FLASK_COMMANDS})")
+
+
+def bare_flask_lines(text: str) -> list[str]:
+    lines = [line.strip() for line in text.splitlines() if BARE_FLASK.search(line)]
+    return lines + [line.strip() for line in text.splitlines() if re.search(r"\.venv/bin/flask (?!--app wsgi)", line)]
+
+
+def test_the_check_for_a_bare_flask_command_finds_one() -> None:
+    assert bare_flask_lines("6. then `flask --app wsgi status` shows") == ["6. then `flask --app wsgi status` shows"]
+    assert bare_flask_lines("ssh server 'flask export' > bundle")
+    assert bare_flask_lines("`.venv/bin/flask purge`")
+    assert not bare_flask_lines("ssh s 'cd /srv/papillon && .venv/bin/flask --app wsgi export' > b")
+    assert not bare_flask_lines("sudo -u papillon papillon-flask purge --yes; a Flask app; # flask commands")
+
+
+@pytest.mark.parametrize("guide", GUIDES)
+def test_every_staff_command_in_the_guides_is_the_project_s_own_flask(guide: str) -> None:
+    """A bare `flask` runs whichever Flask the shell finds first: another project's, or none."""
+    assert bare_flask_lines((ROOT / guide).read_text(encoding="utf-8")) == []
+
+
+def test_the_readme_and_the_staff_guide_say_that_purge_asks_and_that_yes_skips_the_question() -> None:
+    for guide in ("README.md", "docs/staff-guide.md", "docs/deploy.md"):
+        text = " ".join((ROOT / guide).read_text(encoding="utf-8").split())
+        assert "purge --yes" in text, guide
+        assert re.search(r"purge.{0,40} asks", text), guide
+
+
+def test_the_readme_and_the_staff_guide_say_an_empty_export_still_leaves_the_shell_s_file() -> None:
+    message = "Nothing is waiting for export; no bundle was written."
+    for guide in ("README.md", "docs/staff-guide.md"):
+        text = " ".join((ROOT / guide).read_text(encoding="utf-8").split())
+        assert message in text, guide
+        assert "empty" in text.split(message, 1)[1][:300], guide
+
+
+def make_sees_chromium(*args: str, env: dict[str, str]) -> str:
+    """What PAPILLON_CHROMIUM is in the environment of the Makefile's recipes, as `make test` runs pytest."""
+    probe = 'papillon-chromium-probe: ; @echo "$$PAPILLON_CHROMIUM"'
+    done = subprocess.run(
+        ["make", "--no-print-directory", "--eval", probe, *args, "papillon-chromium-probe"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    return done.stdout.strip()
+
+
+def test_the_makefile_and_the_browser_tests_share_one_chromium_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    name, default = browser_support.CHROMIUM_SETTING, browser_support.DEFAULT_CHROMIUM
+    assert name == "PAPILLON_CHROMIUM"
+    makefile = (ROOT / "Makefile").read_text()
+    assert re.search(rf"^export {name}$", makefile, re.M)
+    assert "$(CHROMIUM)" not in makefile
+    env = {k: v for k, v in os.environ.items() if k != name}
+    assert make_sees_chromium(env=env) == default  # the same default, passed on to the tests
+    assert make_sees_chromium(f"{name}=/opt/other/chromium", env=env) == "/opt/other/chromium"
+    assert make_sees_chromium(env={**env, name: "/opt/from/environment"}) == "/opt/from/environment"
+    planned = subprocess.run(
+        ["make", "-n", "chromium", f"{name}=/opt/other/chromium"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    assert '[ -x "/opt/other/chromium" ]' in planned
+    monkeypatch.delenv(name, raising=False)
+    assert browser_support.chromium_path() == default
+    monkeypatch.setenv(name, "/opt/nowhere/chromium")
+    with pytest.raises(browser_support.ChromiumMissing, match="/opt/nowhere/chromium"):
+        browser_support.chromium_path()
+    assert f"make test {name}=" in (ROOT / "README.md").read_text()
