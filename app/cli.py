@@ -92,25 +92,16 @@ class BundleHeader:
 
     def write(self, out: Path | BinaryIO, records: Iterable[bundle.Record]) -> int:
         """Write the bundle: to a new file atomically, or to a stream as the records come; returns their count."""
+        members: bundle.Members = {
+            "created_on": self.created_on,
+            "key_ids": self.key_ids,
+            "keys": self.keys,
+            "campaigns": self.campaigns,
+            "count": self.count,
+        }
         if isinstance(out, Path):
-            return bundle.write(
-                out,
-                records,
-                created_on=self.created_on,
-                key_ids=self.key_ids,
-                keys=self.keys,
-                campaigns=self.campaigns,
-                count=self.count,
-            )
-        return bundle.dump(
-            out,
-            records,
-            created_on=self.created_on,
-            key_ids=self.key_ids,
-            keys=self.keys,
-            campaigns=self.campaigns,
-            count=self.count,
-        )
+            return bundle.write(out, records, **members)
+        return bundle.dump(out, records, **members)
 
 
 def export_header(batch: Export) -> BundleHeader:

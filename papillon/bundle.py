@@ -21,7 +21,7 @@ import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypedDict
 
 from papillon.campaigns import SLUG
 
@@ -77,6 +77,16 @@ class Bundle:
     campaigns: dict[str, dict[str, object]]
     records: list[Record]
     keys: list[Key] = field(default_factory=list)  # empty for a bundle of a Papillon that did not write them
+
+
+class Members(TypedDict):
+    """A header's members as ``dump`` and ``write`` take them, for a caller that builds them once."""
+
+    created_on: str
+    key_ids: Iterable[str]
+    campaigns: Mapping[str, dict[str, object]]
+    count: int | None
+    keys: Iterable[Key] | None
 
 
 def _line(doc: Mapping[str, object]) -> bytes:
