@@ -272,6 +272,21 @@ def wait_until_healthy(process: subprocess.Popen[bytes], port: int, logs: Callab
         time.sleep(0.2)
 
 
+def schema_ready(settings: dict[str, str]) -> Flask:
+    """An app on these settings whose database holds the tables, its connections closed before a server starts."""
+    setup = create_app({"SECRET_KEY": "x", **settings})
+    with setup.app_context():
+        db.create_schema()
+        db.engine.dispose()
+    return setup
+
+
+def server_environment() -> dict[str, str]:
+    """This process's environment without Papillon's, the limiter's or gunicorn's settings: a server under test
+    gets only those its test gives it."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("PAPILLON_", "RATELIMIT_", "GUNICORN_"))}
+
+
 @contextlib.contextmanager
 def running_gunicorn(tmp_path: Path, organizer_key: X25519PrivateKey, **settings: str) -> Iterator[Server]:
     """A real gunicorn on a free port with the shipped gunicorn.conf.py and ``settings`` in its environment."""
@@ -281,20 +296,11 @@ def running_gunicorn(tmp_path: Path, organizer_key: X25519PrivateKey, **settings
     data = tmp_path / "data"
     data.mkdir()
     database_url = f"sqlite:///{data / 'papillon.sqlite3'}"
-    setup = create_app(
-        {
-            "SECRET_KEY": "x",
-            "DATABASE_URL": database_url,
-            "PAPILLON_KEYS_DIR": str(keys_dir),
-            "PAPILLON_CAMPAIGNS_DIR": str(CAMPAIGNS),
-        }
+    schema_ready(
+        {"DATABASE_URL": database_url, "PAPILLON_KEYS_DIR": str(keys_dir), "PAPILLON_CAMPAIGNS_DIR": str(CAMPAIGNS)}
     )
-    with setup.app_context():
-        db.create_schema()
-        db.engine.dispose()
-
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PAPILLON_", "RATELIMIT_", "GUNICORN_"))}
+    env = server_environment()
     env.update(
         SECRET_KEY="gunicorn test secret key",
         DATABASE_URL=database_url,

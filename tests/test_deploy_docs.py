@@ -38,7 +38,16 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.x509.oid import NameOID
 from pages import ROOT, form_data, form_tokens
-from services import Postgres, admin_engine, free_port, program, stop, wait_until_healthy
+from services import (
+    Postgres,
+    admin_engine,
+    free_port,
+    program,
+    schema_ready,
+    server_environment,
+    stop,
+    wait_until_healthy,
+)
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
@@ -580,12 +589,9 @@ def test_gunicorn_serves_pages_and_both_kinds_of_post_under_memory_deny_write_ex
             "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": "false",
             "RATELIMIT_SWALLOW_ERRORS": "false",
         }
-    setup = create_app({"SECRET_KEY": "x", "PAPILLON_KEYS_DIR": str(keys_dir), **settings})
-    with setup.app_context():
-        db.create_schema()
-        db.engine.dispose()
+    setup = schema_ready({"PAPILLON_KEYS_DIR": str(keys_dir), **settings})
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PAPILLON_", "RATELIMIT_", "GUNICORN_"))}
+    env = server_environment()
     env.update(
         SECRET_KEY="deploy test secret key",
         PAPILLON_KEYS_DIR=str(keys_dir),
