@@ -393,15 +393,7 @@ def _store_sealed(campaign: Campaign, definition: Form, submission_id: str, *, f
         sealed = envelope.parse(request.form[SEALED_FIELD], key_ids, versions=[envelope.VERSION])
     except envelope.EnvelopeError as exc:
         refuse(_("The sealed answers were refused: %(reason)s. Nothing was stored.", reason=str(exc)))
-    try:
-        db.store(
-            id=submission_id,
-            campaign=campaign.slug,
-            form=definition.slug,
-            sealed_by="browser",
-            envelope=sealed.to_json(),
-        )
-    except SubmissionConflict:
+    if not _stored(campaign, definition, submission_id, sealed, sealed_by="browser"):
         refuse(status=409)
     return _thanks(campaign, definition)
 
@@ -418,21 +410,38 @@ def _seal_and_store(
         return _form_again(campaign, definition, wtf, 400)
     data = envelope.plaintext(answers, definition.version, i18n.page_language())
     sealed = envelope.seal(data, public_keys(), campaign.slug, definition.slug)
-    try:
-        db.store(
-            id=submission_id,
-            campaign=campaign.slug,
-            form=definition.slug,
-            sealed_by="server",
-            envelope=sealed.to_json(),
-            digest=sent_digest(submission_id, data),
-        )
-    except SubmissionConflict:
+    digest = sent_digest(submission_id, data)
+    if not _stored(campaign, definition, submission_id, sealed, sealed_by="server", digest=digest):
         # The page comes back with these answers in it and a new number, so nothing is lost.
         wtf.submission_id.data = new_submission_id()
         wtf.form_errors.append(STATUS_MESSAGES[409])
         return _form_again(campaign, definition, wtf, 409)
     return _thanks(campaign, definition)
+
+
+def _stored(  # noqa: PLR0913 - keyword-only past the record's place: how it was sealed, and its digest
+    campaign: Campaign,
+    definition: Form,
+    submission_id: str,
+    sealed: envelope.Envelope,
+    *,
+    sealed_by: str,
+    digest: str | None = None,
+) -> bool:
+    """Store the sealed answers once. True when they are stored, now or by an earlier post of the same answers;
+    False when this submission id already holds other answers, which are kept and these are not."""
+    try:
+        db.store(
+            id=submission_id,
+            campaign=campaign.slug,
+            form=definition.slug,
+            sealed_by=sealed_by,
+            envelope=sealed.to_json(),
+            digest=digest,
+        )
+    except SubmissionConflict:
+        return False
+    return True
 
 
 def sent_digest(submission_id: str, plaintext: bytes) -> str:
