@@ -951,6 +951,27 @@ def test_a_record_not_sealed_to_the_key_names_the_keys_it_is_sealed_to(
     assert f"it is sealed to {public(stranger).key_id}" in (tmp_path / "out" / "summary.txt").read_text()
 
 
+def test_a_forged_name_or_fingerprint_in_the_header_changes_only_how_a_key_is_named(
+    decrypt, organizer_key, organizer_key_file, tmp_path
+):
+    records = [record(n, organizer_key, "petition", "sign", signer(f"Signer {n}")) for n in (1, 2)]
+    honest = public(organizer_key)
+    forged = bundle.Key(honest.key_id, "someone else", honest.fingerprint[:20] + "0000 0000 0000 0000")
+    path = tmp_path / "b.papillon"
+    bundle.write(
+        path,
+        records,
+        created_on="2026-03-05",
+        key_ids=[honest.key_id],
+        keys=[forged],
+        campaigns={"petition": DEFINITIONS["petition"]},
+    )
+    out = tmp_path / "out"
+    assert run_with(decrypt, [path], organizer_key_file, out) == 0
+    rows = read_csv(out / "petition-sign.csv")
+    assert [row[rows[0].index("Your name")] for row in rows[1:]] == ["Signer 1", "Signer 2"]
+
+
 def test_a_record_not_sealed_to_the_key_names_its_keys_by_fingerprint_and_name_where_the_bundle_does(
     decrypt, organizer_key, organizer_key_file, tmp_path
 ):
