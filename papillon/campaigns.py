@@ -186,6 +186,8 @@ class Form:
     publish: tuple[str, ...] = ()
     # The page's tab title and heading name no topic (they land in a shared phone's history); false shows the title.
     discreet: bool = True
+    # A testimony form may offer a reply code, so that staff can answer the witness without knowing who they are.
+    replies: bool = False
 
     def published(self, answers: Mapping[str, object]) -> dict[str, str] | None:
         """What a signer agreed to have listed publicly, or None when they did not (or cannot) agree."""
@@ -393,7 +395,19 @@ def _form(data: object, where: str) -> Form:
     data = _table(
         data,
         where,
-        {"slug", "title", "version", "intro", "submit", "thanks", "fields", "publish", "publish_consent", "discreet"},
+        {
+            "slug",
+            "title",
+            "version",
+            "intro",
+            "submit",
+            "thanks",
+            "fields",
+            "publish",
+            "publish_consent",
+            "discreet",
+            "replies",
+        },
     )
     slug = _get(data, "slug", where, str)
     if not SLUG.fullmatch(slug):
@@ -430,6 +444,7 @@ def _form(data: object, where: str) -> Form:
         submit=_get(data, "submit", where, str, defaults.submit),
         thanks=_get(data, "thanks", where, str, defaults.thanks),
         discreet=_get(data, "discreet", where, bool, defaults.discreet),
+        replies=_get(data, "replies", where, bool, defaults.replies),
     )
 
 

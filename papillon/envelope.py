@@ -46,8 +46,13 @@ def pad(data: bytes) -> bytes:
     return data + b" " * (blocks * PAD_BLOCK - len(data))
 
 
-def plaintext(answers: Mapping[str, object], form_version: int, locale: str) -> bytes:
-    doc = {"answers": dict(answers), "form_version": form_version, "locale": locale}
+def plaintext(
+    answers: Mapping[str, object], form_version: int, locale: str, reply: Mapping[str, str] | None = None
+) -> bytes:
+    """The padded document a record seals; ``reply``: where and how staff can answer it (papillon.replies)."""
+    doc: dict[str, object] = {"answers": dict(answers), "form_version": form_version, "locale": locale}
+    if reply is not None:
+        doc["reply"] = dict(reply)
     return pad(json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
 
 
