@@ -1,5 +1,5 @@
 """Server-side staff commands: ``flask --app wsgi db upgrade | db current | export | purge | status | publish |
-translation-template``, and ``init-db``, the older name of ``db upgrade``.
+import-replies | purge-replies | translation-template``, and ``init-db``, the older name of ``db upgrade``.
 
 Each command reads its options and says what a plain function did: ``export_bundle``, ``purge_exported``,
 ``publish_listings`` and the rest need only an app context, so tests call them directly. Their refusals are
@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import BinaryIO, ParamSpec, TypeVar
 
 import click
-from flask import Flask
+from flask import Flask, current_app
 from flask.cli import with_appcontext
 
 from app import migrations
 from app.site import site
 from app.storage import Export, PurgeIncomplete, db
-from papillon import bundle, languages, signers
+from papillon import bundle, languages, replies, signers
 from papillon.campaigns import CampaignError, translation_template
 
 P = ParamSpec("P")
@@ -107,12 +107,12 @@ class BundleHeader:
 def export_header(batch: Export) -> BundleHeader:
     """The header of ``batch``'s bundle: today's date, the keys this server seals to (id, name and fingerprint, so
     the laptop can name them as staff know them), and the current definition of each campaign the batch holds
-    records of (a campaign whose file is gone has none)."""
-    known = site().campaigns
+    records of (a campaign whose file is gone has none; witnesses' follow-ups have the built-in one)."""
+    known = {replies.CAMPAIGN: replies.FOLLOW_UP_SOURCE, **{slug: c.source for slug, c in site().campaigns.items()}}
     return BundleHeader(
         created_on=dt.datetime.now(dt.UTC).date().isoformat(),
         keys=[bundle.Key(key.key_id, bundle.key_name(key.name), key.fingerprint) for key in site().keys],
-        campaigns={slug: known[slug].source for slug in batch.campaigns if slug in known},
+        campaigns={slug: known[slug] for slug in batch.campaigns if slug in known},
         count=batch.count,
     )
 
@@ -218,6 +218,8 @@ def status() -> None:
         click.echo("No records.")
     for (campaign, form, exported), n in sorted(counts.items()):
         click.echo(f"{campaign}/{form}: {n} {'exported' if exported else 'waiting for export'}")
+    if kept := db.reply_count():
+        click.echo(f"Replies kept for witnesses: {kept}")
 
 
 def publish_listings(path: Path) -> dict[str, signers.Listing]:
@@ -269,6 +271,51 @@ def publish(path: Path) -> None:
         click.echo(f"{slug}: {listing.count} signature(s), {len(listing.signers)} listed by name")
 
 
+def import_replies_file(path: Path) -> tuple[int, int]:
+    """Keep the sealed replies of a replies bundle (written by scripts/reply.py on the laptop); returns how many
+    were new and how many were already kept. A truncated, altered or malformed bundle is refused whole and nothing
+    is kept."""
+    try:
+        sealed = replies.read_bundle(path.read_bytes(), str(path))
+    except replies.ReplyError as exc:
+        raise click.ClickException(f"{exc}; nothing was imported") from exc
+    return db.import_replies(sealed)
+
+
+@click.command("import-replies")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@with_appcontext
+@current_schema
+def import_replies(path: Path) -> None:
+    """Keep the sealed replies in PATH, a replies bundle written by scripts/reply.py on the laptop, so that each
+    witness can read theirs at /replies with their reply code. The server cannot open them, nor tell which
+    testimony each one answers. Importing the same bundle again adds nothing."""
+    added, kept = import_replies_file(path)
+    days = current_app.config["PAPILLON_REPLY_RETENTION_DAYS"]
+    click.echo(f"Imported {added} reply(ies){f' ({kept} already here)' if kept else ''}.")
+    click.echo(f"Witnesses can read them at /replies for {days} days; then purge-replies deletes them.")
+    click.echo(f"Delete {path} from this server once it is imported.")
+
+
+def purge_old_replies() -> int:
+    """Delete the replies older than the retention period and erase them from the database's files."""
+    try:
+        return db.purge_replies()
+    except PurgeIncomplete as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@click.command("purge-replies")
+@with_appcontext
+@current_schema
+def purge_replies() -> None:
+    """Delete the replies imported more than PAPILLON_REPLY_RETENTION_DAYS days ago, and erase them from the
+    database's files (run it daily, with purge). Newer replies are kept."""
+    deleted = purge_old_replies()
+    days = current_app.config["PAPILLON_REPLY_RETENTION_DAYS"]
+    click.echo(f"Deleted {deleted} reply(ies) imported more than {days} days ago.")
+
+
 def campaign_translation(slug: str, language: str) -> str:
     """A translation file for campaign ``slug`` in ``language``: what is already translated, the original for the
     rest."""
@@ -292,5 +339,6 @@ def translation_template_command(campaign: str, language: str) -> None:
 
 
 def init_app(app: Flask) -> None:
-    for command in (database, init_db, export, purge, status, publish, translation_template_command):
+    commands = (database, init_db, export, purge, status, publish, import_replies, purge_replies)
+    for command in (*commands, translation_template_command):
         app.cli.add_command(command)

@@ -30,6 +30,9 @@ class Defaults:
     # each, which the page runs while the person writes.
     PAPILLON_POW_BITS = 10
     PAPILLON_POW_ITERATIONS = 5000
+    # Replies to witnesses are deleted this many days after `import-replies` loaded them (`purge-replies`), and
+    # are not shown after that even before they are deleted.
+    PAPILLON_REPLY_RETENTION_DAYS = 90
     TRUSTED_HOSTS: list[str] | None = None  # comma-separated host names; None accepts any Host header
     MAX_CONTENT_LENGTH = 256 * 1024
     RATELIMIT_ENABLED = True

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
-from flask import Flask
+from flask import Flask, current_app
 from sqlalchemy import (
     Boolean,
     Connection,
@@ -40,7 +40,7 @@ from sqlalchemy.sql.dml import Insert
 
 from app import migrations
 from app.site import site
-from papillon import bundle
+from papillon import bundle, replies
 
 
 class Base(DeclarativeBase):
@@ -75,6 +75,20 @@ class PublicList(Base):
     campaign: Mapped[str] = mapped_column(String(40), primary_key=True)
     count: Mapped[int] = mapped_column(Integer)
     signers: Mapped[str] = mapped_column(Text)  # JSON list of {answer name: text}, sorted
+
+
+class Reply(Base):
+    """One sealed reply to a witness, kept under the lookup id their reply code derives. Nothing in the row names
+    the testimony it answers; on SQLite it has no rowid either, so the file does not number replies in the order
+    they were imported."""
+
+    __tablename__ = "replies"
+    __table_args__ = ({"sqlite_with_rowid": False},)
+
+    lookup: Mapped[str] = mapped_column(String(32), primary_key=True)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    sealed: Mapped[str] = mapped_column(Text)
+    imported_on: Mapped[dt.date] = mapped_column(Date)
 
 
 def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
@@ -405,10 +419,14 @@ class Storage:
         files then hold neither the deleted rows nor the order the kept ones arrived in."""
         with self.session() as session:
             session.execute(update(Submission).values(exported=Submission.exported))
+        self._cluster("submissions", "submissions_pkey")
+
+    def _cluster(self, table: str, index: str) -> None:
+        """Rewrite a PostgreSQL table in key order, without its deleted rows."""
         try:
             with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
                 conn.execute(text("SET lock_timeout = '10s'"))
-                conn.execute(text("CLUSTER submissions USING submissions_pkey"))
+                conn.execute(text(f"CLUSTER {table} USING {index}"))
         except OperationalError as exc:
             raise PurgeIncomplete(
                 "the exported records were deleted, but another connection held the table, so their copies may "
@@ -428,6 +446,48 @@ class Storage:
         with self.session() as session:
             row = session.get(PublicList, campaign)
             return None if row is None else (row.count, json.loads(row.signers))
+
+    def import_replies(self, sealed: Iterable[replies.SealedReply]) -> tuple[int, int]:
+        """Keep each sealed reply under its lookup id, all at once; returns how many were new and how many were
+        already kept (a bundle imported twice adds nothing)."""
+        table = Base.metadata.tables[Reply.__tablename__]
+        insert = sqlite.insert if self.engine.dialect.name == "sqlite" else postgresql.insert
+        today = dt.datetime.now(dt.UTC).date()
+        rows = [{"lookup": r.lookup, "id": r.digest, "sealed": r.sealed, "imported_on": today} for r in sealed]
+        added = 0
+        with self.engine.begin() as conn:
+            for row in rows:
+                statement = insert(table).on_conflict_do_nothing(index_elements=["lookup", "id"])
+                added += conn.execute(statement.returning(table.c.id), row).first() is not None
+        return added, len(rows) - added
+
+    def _reply_cutoff(self) -> dt.date:
+        """The first import day whose replies are still kept."""
+        days: int = current_app.config["PAPILLON_REPLY_RETENTION_DAYS"]
+        return dt.datetime.now(dt.UTC).date() - dt.timedelta(days=days)
+
+    def replies_for(self, lookup: str) -> list[str]:
+        """The sealed replies kept under a lookup id, within the retention period: an empty list for a lookup id
+        that has none, exactly as for one that never existed. Ordered by the replies' own ids, which say nothing
+        of when they were written."""
+        query = select(Reply.sealed).where(Reply.lookup == lookup, Reply.imported_on >= self._reply_cutoff())
+        with self.engine.connect() as conn:
+            return list(conn.scalars(query.order_by(Reply.id)))
+
+    def purge_replies(self, erase_attempts: int = 20) -> int:
+        """Delete the replies imported longer ago than the retention period, then rewrite the database's files
+        as ``purge`` does, so they are gone from them too; returns how many were deleted."""
+        with self.engine.begin() as conn:
+            deleted = conn.execute(delete(Reply).where(Reply.imported_on < self._reply_cutoff())).rowcount
+        if self.engine.dialect.name == "sqlite":
+            self._erase_sqlite(erase_attempts)
+        elif self.engine.dialect.name == "postgresql":
+            self._cluster("replies", "replies_pkey")
+        return deleted
+
+    def reply_count(self) -> int:
+        with self.engine.connect() as conn:
+            return conn.scalar(select(func.count()).select_from(Reply)) or 0
 
     def ping(self) -> None:
         """Ask the database the cheapest question; raises SQLAlchemyError while it cannot answer."""

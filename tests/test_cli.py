@@ -4,6 +4,7 @@ publish the signers, write a translation template."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import io
 import json
 import os
@@ -15,6 +16,7 @@ import tracemalloc
 
 import click
 import pytest
+import sqlalchemy
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from pages import CAMPAIGNS, ROOT
 from services import flask
@@ -23,7 +25,7 @@ from app import create_app, migrations
 from app.cli import export_bundle, publish_listings
 from app.site import site
 from app.storage import db
-from papillon import bundle, campaigns, envelope, keys, signers
+from papillon import bundle, campaigns, envelope, keys, replies, signers
 from papillon.keys import key_id, raw_public_bytes
 
 
@@ -457,3 +459,98 @@ def test_an_export_cut_off_on_standard_output_marks_nothing_and_reads_as_damaged
     assert sorted(waiting(app)) == sorted(ids)
     with pytest.raises(bundle.BundleError, match=r"incomplete|truncated"):
         bundle.verify(out)
+
+
+# --- replies ----------------------------------------------------------------------------------------
+
+
+def replies_bundle(path, *codes: str) -> list[replies.SealedReply]:
+    """A replies bundle as scripts/reply.py writes it: one reply to each code's witness."""
+    sealed = []
+    for n, code in enumerate(codes):
+        member = replies.read_member(replies.derive(code).member())
+        sealed.append(replies.SealedReply(member.lookup, replies.seal(f"reply {n}", "2026-12-01", member)))
+    replies.write_bundle(path, sealed, created_on="2026-12-01")
+    return sealed
+
+
+def test_import_replies_keeps_each_reply_under_its_lookup_id_and_a_second_import_adds_nothing(runner, app, tmp_path):
+    path = tmp_path / "replies.bundle"
+    sealed = replies_bundle(path, "A" * 28, "B" * 28)
+    first = runner.invoke(args=["import-replies", str(path)])
+    assert first.exit_code == 0, first.output
+    assert "Imported 2 reply(ies)." in first.output
+    assert "90 days" in first.output
+    again = runner.invoke(args=["import-replies", str(path)])
+    assert again.exit_code == 0
+    assert "Imported 0 reply(ies) (2 already here)." in again.output
+    with app.app_context():
+        assert [db.replies_for(r.lookup) for r in sealed] == [[r.sealed] for r in sealed]
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda b: b[:-30],
+        lambda b: b.replace(b'"count":2', b'"count":3'),
+        lambda b: b[: b.index(b"\n") + 1] + b[b.index(b"\n") + 2 :],
+        lambda b: b"not a bundle\n",
+    ],
+    ids=["truncated", "altered-header", "altered-reply", "not-a-bundle"],
+)
+def test_import_replies_refuses_a_damaged_bundle_whole_and_keeps_nothing(runner, app, tmp_path, damage):
+    path = tmp_path / "replies.bundle"
+    replies_bundle(path, "A" * 28, "B" * 28)
+    path.write_bytes(damage(path.read_bytes()))
+    result = runner.invoke(args=["import-replies", str(path)])
+    assert result.exit_code == 1
+    assert "nothing was imported" in result.output
+    with app.app_context():
+        assert db.reply_count() == 0
+
+
+def test_import_replies_refuses_a_bundle_whose_checksum_holds_but_whose_reply_is_malformed(runner, app, tmp_path):
+    path = tmp_path / "replies.bundle"
+    lines = [
+        json.dumps({"count": 1, "created_on": "2026-12-01", "format": "papillon-replies", "version": 1}),
+        json.dumps({"lookup": "0" * 32, "sealed": "bm90IHNlYWxlZA=="}),
+    ]
+    body = "".join(f"{line}\n" for line in lines).encode()
+    path.write_bytes(body + (json.dumps({"sha256": hashlib.sha256(body).hexdigest()}) + "\n").encode())
+    result = runner.invoke(args=["import-replies", str(path)])
+    assert result.exit_code == 1
+    assert "line 2" in result.output
+    with app.app_context():
+        assert db.reply_count() == 0
+
+
+def test_purge_replies_deletes_only_replies_past_the_retention_period(runner, app, tmp_path):
+    path = tmp_path / "replies.bundle"
+    old, new = replies_bundle(path, "A" * 28, "B" * 28)
+    assert runner.invoke(args=["import-replies", str(path)]).exit_code == 0
+    with app.app_context(), db.engine.begin() as conn:
+        conn.execute(
+            sqlalchemy.text("UPDATE replies SET imported_on = :day WHERE lookup = :lookup"),
+            {"day": dt.date.today() - dt.timedelta(days=91), "lookup": old.lookup},
+        )
+    result = runner.invoke(args=["purge-replies"])
+    assert result.exit_code == 0, result.output
+    assert "Deleted 1 reply(ies) imported more than 90 days ago." in result.output
+    with app.app_context():
+        assert db.replies_for(old.lookup) == []
+        assert db.replies_for(new.lookup) == [new.sealed]
+
+
+def test_status_counts_the_replies_kept(runner, app, tmp_path):
+    path = tmp_path / "replies.bundle"
+    replies_bundle(path, "A" * 28)
+    runner.invoke(args=["import-replies", str(path)])
+    assert "Replies kept for witnesses: 1" in runner.invoke(args=["status"]).output
+
+
+def test_export_carries_the_follow_up_forms_definition_for_witnesses_follow_ups(runner, app, tmp_path):
+    with app.app_context():
+        db.store(id="f" * 32, campaign="replies", form="follow-up", sealed_by="browser", envelope="{}")
+    out = tmp_path / "b.bundle"
+    assert runner.invoke(args=["export", "--out", str(out)]).exit_code == 0
+    assert header(out)["campaigns"] == {"replies": replies.FOLLOW_UP_SOURCE}

@@ -24,6 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app import create_app, migrations
 from app.storage import Base, PurgeIncomplete, Submission, db
+from papillon import replies
 
 THREADS = 8
 
@@ -415,3 +416,92 @@ def test_a_record_arriving_during_an_export_is_neither_written_nor_marked_but_wa
         assert [r.id for r in db.unexported()] == [sid(99)]
         with db.exporting() as again:
             assert (again.count, [r.id for r in again.records]) == (1, [sid(99)])
+
+
+# --- replies kept for witnesses -------------------------------------------------------------------
+
+
+def sealed_reply(code: str, message: str = "We can help: write back.") -> replies.SealedReply:
+    keys = replies.derive(code)
+    member = replies.read_member(keys.member())
+    return replies.SealedReply(keys.lookup, replies.seal(message, "2026-12-01", member))
+
+
+CODE_A = "A" * 28
+CODE_B = "B" * 28
+
+
+def test_imported_replies_are_found_by_their_lookup_id_alone_in_an_order_that_says_nothing(app):
+    with app.app_context():
+        first, second, other = sealed_reply(CODE_A, "first"), sealed_reply(CODE_A, "second"), sealed_reply(CODE_B)
+        assert db.import_replies([first, second, other]) == (3, 0)
+        found = db.replies_for(first.lookup)
+        assert db.replies_for(other.lookup) == [other.sealed]
+    assert found == [r.sealed for r in sorted([first, second], key=lambda r: r.digest)]
+    assert {replies.open_reply(s, replies.derive(CODE_A))["message"] for s in found} == {"first", "second"}
+
+
+def test_a_lookup_id_with_no_replies_gives_the_same_empty_answer_as_one_never_seen(app):
+    with app.app_context():
+        db.import_replies([sealed_reply(CODE_A)])
+        answered_elsewhere = replies.derive(CODE_B).lookup
+        assert db.replies_for(answered_elsewhere) == db.replies_for("0" * 32) == []
+
+
+def test_importing_the_same_replies_again_keeps_each_once(app):
+    with app.app_context():
+        reply = sealed_reply(CODE_A)
+        assert db.import_replies([reply]) == (1, 0)
+        assert db.import_replies([reply, sealed_reply(CODE_A, "new")]) == (1, 1)
+        assert len(db.replies_for(reply.lookup)) == 2
+        assert db.reply_count() == 2
+
+
+def test_replies_past_the_retention_period_are_not_shown_and_purge_deletes_only_them(app, monkeypatch):
+    with app.app_context():
+        old, new = sealed_reply(CODE_A, "old"), sealed_reply(CODE_B, "new")
+        db.import_replies([old])
+        with db.engine.begin() as conn:
+            conn.execute(text("UPDATE replies SET imported_on = :day"), {"day": dt.date.today() - dt.timedelta(91)})
+        db.import_replies([new])
+        assert db.replies_for(old.lookup) == []
+        assert db.replies_for(new.lookup) == [new.sealed]
+        app.config["PAPILLON_REPLY_RETENTION_DAYS"] = 120
+        assert db.replies_for(old.lookup) == [old.sealed]
+        assert db.purge_replies() == 0
+        app.config["PAPILLON_REPLY_RETENTION_DAYS"] = 90
+        assert db.purge_replies() == 1
+        assert db.reply_count() == 1
+        assert db.replies_for(new.lookup) == [new.sealed]
+
+
+def test_the_replies_table_names_no_testimony_and_no_time_of_day(app):
+    with app.app_context():
+        columns = {c["name"]: str(c["type"]) for c in inspect(db.engine).get_columns("replies")}
+    assert set(columns) == {"lookup", "id", "sealed", "imported_on"}
+    assert columns["imported_on"].upper() == "DATE"
+
+
+def test_sqlite_replies_have_no_rowid(sqlite_app):
+    with sqlite_app.app_context(), db.engine.connect() as conn:
+        db.import_replies([sealed_reply(CODE_A)])
+        sql = conn.execute(text("SELECT sql FROM sqlite_master WHERE name = 'replies'")).scalar()
+        assert "WITHOUT ROWID" in sql.upper()
+        with pytest.raises(SQLAlchemyError):
+            conn.execute(text("SELECT rowid FROM replies"))
+
+
+def test_purged_replies_leave_no_copy_in_the_sqlite_files(sqlite_app):
+    with sqlite_app.app_context():
+        old, kept = sealed_reply(CODE_A, "old"), sealed_reply(CODE_B, "kept")
+        db.import_replies([old, kept])
+        with db.engine.begin() as conn:
+            conn.execute(
+                text("UPDATE replies SET imported_on = :day WHERE lookup = :lookup"),
+                {"day": dt.date.today() - dt.timedelta(400), "lookup": old.lookup},
+            )
+        assert db.purge_replies() == 1
+        raw = b"".join(sqlite_files(sqlite_app).values())
+    assert old.sealed[:64].encode() not in raw
+    assert old.lookup.encode() not in raw
+    assert kept.sealed[:64].encode() in raw  # the search would have found it
