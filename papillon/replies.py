@@ -40,7 +40,8 @@ LOOKUP_INFO = b"papillon/v1/reply-code/lookup"
 KEY_INFO = b"papillon/v1/reply-code/x25519"
 LOOKUP_BYTES = 16
 LOOKUP = re.compile(r"[0-9a-f]{32}")
-HANDLE_LENGTH = 12
+# "r-" and the first 12 hex digits of the lookup id: the letter keeps a spreadsheet from reading it as a number.
+HANDLE = re.compile(r"r-[0-9a-f]{12}")
 MESSAGE_MAX = 4000
 # A sealed reply: enc, then at least one pad block and at most this many bytes of padded plaintext, then the tag.
 MAX_PADDED = 16 * 1024
@@ -142,7 +143,7 @@ class Member:
 def handle(lookup: str) -> str:
     """How staff name a witness to answer: the start of the lookup id, the same for the testimony and every
     follow-up made with its code."""
-    return lookup[:HANDLE_LENGTH]
+    return f"r-{lookup[:12]}"
 
 
 def read_member(value: object) -> Member:

@@ -5,7 +5,9 @@
 
 Writes DIR/<campaign>-<form>.csv (UTF-8 with BOM, so spreadsheets show every script),
 with --jsonl DIR/<campaign>-<form>.jsonl too, DIR/summary.txt, and DIR/report.html (counts
-and charts that open in a browser with no network). A choice shows as
+and charts that open in a browser with no network). A record whose witness asked to read a
+reply shows its reply handle; DIR/reply-template.csv then lists each handle once, for
+scripts/reply.py to seal the replies staff write in it. A choice shows as
 its label in the campaign's own language, whatever language the page was read in; the
 Language column says which that was. Bundles are read as streams and records opened on
 every core, so memory stays the same whatever the bundle's size. Needs no network and
@@ -40,9 +42,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from laptop import Refusal, owner_only, read_passphrase
+from laptop import ProgressBar, Refusal, load_private, owner_only
 
-from papillon import bundle, campaigns, envelope, keys, signers
+from papillon import bundle, campaigns, envelope, keys, replies, signers
 
 # What a spreadsheet may run as a formula when a cell starts with it (OWASP's CSV injection list, with the
 # full-width forms that some spreadsheets read the same way).
@@ -54,9 +56,13 @@ TRAILING_COLUMNS = [
     "Date received",
     "Sealed by",
     "Record id",
+    "Reply handle",
     "Check",
     "Possible duplicate",
 ]
+# The replies staff write: one row per witness who can be answered, read back by scripts/reply.py.
+TEMPLATE = "reply-template.csv"
+TEMPLATE_COLUMNS = ["handle", "campaign", "form", "received_on", "message"]
 EXIT_OK, EXIT_SOME_FAILED, EXIT_NOTHING_WRITTEN = 0, 1, 2
 BATCH = 128  # records per task sent to a worker: large enough that passing them costs little
 IN_FLIGHT = 16  # tasks queued ahead of the writer, so memory stays bounded however large the bundle
@@ -94,17 +100,15 @@ def plain(text: object) -> str:
     return CONTROL.sub("\ufffd", str(text).replace("\n", " "))
 
 
-def load_private(path: Path, passphrase_file: Path | None) -> keys.PrivateKey:
+def reply_of(doc: Mapping[str, object]) -> tuple[str, str | None]:
+    """A record's reply handle ("" when the witness asked for no reply), and what is wrong with its ``reply``
+    member when that does not read: a bad member is noted, never a reason to stop."""
+    if "reply" not in doc:
+        return "", None
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise Refusal(f"cannot read the key file {path}: {getattr(exc, 'strerror', None) or exc}") from exc
-    passphrase = read_passphrase(passphrase_file, "Passphrase for the private key: ")
-    print("Unlocking the private key (this takes a moment)...", file=sys.stderr)
-    try:
-        return keys.loads_private(text, passphrase, str(path))
-    except keys.KeyFileError as exc:
-        raise Refusal(str(exc)) from exc
+        return replies.read_member(doc["reply"]).handle, None
+    except replies.ReplyError as exc:
+        return "", f"reply: {exc}; this record cannot be answered"
 
 
 # --- opening: the same work in this process or in a worker -------------------------------------------------------
@@ -221,6 +225,8 @@ class Row(NamedTuple):
     loose: Answers | None = None  # a form the bundle does not define: its answers, laid out by the writer
     listed: dict[str, str] | None = None  # what the signer agreed to have listed publicly, if they did
     countable: bool = False  # a signature on a form that keeps a public count
+    handle: str = ""  # the reply handle, when the witness can be answered
+    notes: tuple[str, ...] = ()  # of a form the bundle does not define: what its Check column says besides
 
 
 class Failure(NamedTuple):
@@ -305,11 +311,13 @@ class Opener:
         definition = layout.definition
         problems = definition.check(answers)
         notes = layout.notes(doc, answers, problems)
+        handle, bad_reply = reply_of(doc)
+        notes += [bad_reply] if bad_reply else []
         blocking = keeps_off_the_list(definition, doc, problems)
         locale = cell(doc.get("locale"))
         cells = [cell(layout.shown(f.name, answers.get(f.name))) for f in definition.fields]
         cells += [locale, cell(doc.get("form_version")), record.received_on, record.sealed_by, record.id]
-        cells.append(cell("; ".join(notes)))
+        cells += [cell(handle), cell("; ".join(notes))]
         return Row(
             id=record.id,
             place=(record.campaign, record.form),
@@ -320,33 +328,38 @@ class Opener:
             flagged=bool(notes),
             identities=self.digests(layout, answers),
             chosen=layout.chosen(answers),
-            jsonl=self.jsonl_line(record, doc, answers, notes),
+            jsonl=self.jsonl_line(record, doc, answers, notes, handle),
             listed=None if blocking else definition.published(answers),
             countable=bool(definition.publish_consent) and not blocking,
+            handle=handle,
         )
 
     def loose(self, record: bundle.Record, place: Place, doc: Mapping[str, object], answers: Answers) -> Row:
         """A record of a form the bundle does not define: its answers go to the writer, which lays them out."""
         trailing = [cell(doc.get("locale")), cell(doc.get("form_version")), record.received_on, record.sealed_by]
+        handle, bad_reply = reply_of(doc)
+        notes = (bad_reply,) if bad_reply else ()
         return Row(
             id=record.id,
             place=place,
             received_on=record.received_on,
             sealed_by=record.sealed_by,
             locale=trailing[0],
-            line=csv_line([*trailing, record.id]),
+            line=csv_line([*trailing, record.id, cell(handle)]),
             flagged=True,
             identities=(),
             chosen=(),
-            jsonl=self.jsonl_line(record, doc, answers, ["no form definition in the bundle"]),
+            jsonl=self.jsonl_line(record, doc, answers, ["no form definition in the bundle", *notes], handle),
             loose=answers,
+            handle=handle,
+            notes=notes,
         )
 
     def failed(self, record: bundle.Record, why: str, sealed_to: tuple[str, ...] = ()) -> Failure:
         return Failure(f"{record.id} ({record.campaign}/{record.form})", why, record.id, sealed_to)
 
     def jsonl_line(
-        self, record: bundle.Record, doc: Mapping[str, object], answers: Answers, notes: list[str]
+        self, record: bundle.Record, doc: Mapping[str, object], answers: Answers, notes: list[str], handle: str
     ) -> str | None:
         if not self.jsonl:
             return None
@@ -357,6 +370,7 @@ class Opener:
             "locale": doc.get("locale"),
             "form_version": doc.get("form_version"),
             "answers": answers,
+            "reply_handle": handle or None,
             "check": notes,
         }
         return json.dumps(line, ensure_ascii=False) + "\n"
@@ -454,7 +468,7 @@ class Sheet:
             return row.line
         extra = [f"{name} (no column): {cell(v)}" for name, v in row.loose.items() if name not in self.columns]
         head = csv_line(cell(row.loose.get(name)) for name in self.columns)
-        check = csv_line([cell("; ".join(["no form definition in the bundle", *extra]))])
+        check = csv_line([cell("; ".join(["no form definition in the bundle", *row.notes, *extra]))])
         return f"{head},{row.line},{check}" if self.columns else f"{row.line},{check}"
 
     def duplicates(self, row: Row) -> list[str]:
@@ -497,6 +511,10 @@ class Writer:
         self.listings: dict[str, signers.Listing] = {}
         self.listed: set[tuple[str, tuple[str, int]]] = set()  # (campaign, identity) of everyone already listed
         self.ids: set[str] | None = None  # with several bundles: the records written, so each is written once
+        # Each reply handle and the record that stands for it in the reply template: the testimony where there is
+        # one (rather than a follow-up), then the earliest.
+        self.answerable: dict[str, tuple[bool, str, str, Place]] = {}
+        self.answerable_per_form: Counter[Place] = Counter()
 
     def targets(self, place: Place) -> list[Path]:
         name = f"{place[0]}-{place[1]}"
@@ -561,6 +579,31 @@ class Writer:
             self.chosen[(*place, name, choice)] += 1
         if row.countable:
             self.count_signer(place[0], row, duplicate)
+        if row.handle:
+            self.count_answerable(row)
+
+    def count_answerable(self, row: Row) -> None:
+        """A record that can be answered, in the counts and in the reply template."""
+        self.tally["answerable"] += 1
+        self.answerable_per_form[row.place] += 1
+        candidate = (row.place[0] == replies.CAMPAIGN, row.received_on, row.id, row.place)
+        kept = self.answerable.setdefault(row.handle, candidate)
+        if candidate < kept:
+            self.answerable[row.handle] = candidate
+
+    def write_template(self) -> Path:
+        """The reply template: each handle once, with where and when its witness wrote, and an empty message for
+        staff to fill in; spreadsheet-safe like every sheet, and readable by its owner alone like them."""
+        if (self.out / TEMPLATE).exists():
+            raise Refusal(f"a form's spreadsheet is named {TEMPLATE}, which the reply template needs; nothing was kept")
+        rows = sorted((place, received_on, handle) for handle, (_, received_on, _, place) in self.answerable.items())
+        path = self.out / TEMPLATE
+        with open(path, "x", encoding="utf-8-sig", newline="", opener=owner_only) as fh:
+            self.created.append(path)
+            fh.write(csv_line(cell(name) for name in TEMPLATE_COLUMNS) + "\r\n")
+            for (campaign, form), received_on, handle in rows:
+                fh.write(csv_line(cell(value) for value in (handle, campaign, form, received_on, "")) + "\r\n")
+        return path
 
     def count_signer(self, campaign: str, row: Row, duplicate: bool) -> None:
         """A signature counts once per person, and names them if any of their signatures agreed to it."""
@@ -597,29 +640,11 @@ class Writer:
         self.created.clear()
 
 
-class Progress:
-    """A progress bar on a terminal: the records read, and of those how many opened and how many did not; nothing
-    when the output goes to a file."""
+class Progress(ProgressBar):
+    """The progress bar: the records read, and of those how many opened and how many did not."""
 
-    def __init__(self, total: int, stream: IO[str] | None = None) -> None:
-        stream = stream or sys.stderr
-        self.total, self.stream, self.read = total, stream, 0
-        self.shown = stream.isatty() and total > 0
-        self.step = max(1, total // 200)
-
-    def advance(self, read: int, tally: Mapping[str, int]) -> None:
-        """``read`` more records were read; ``tally`` counts, so far, those that opened, those that did not, and
-        those already read from an earlier bundle."""
-        before = self.read
-        self.read += read
-        if self.shown and (self.read // self.step != before // self.step or self.read >= self.total):
-            filled = 30 * min(self.read, self.total) // self.total
-            bar = "#" * filled + "." * (30 - filled)
-            print(f"\r[{bar}] {self.read} of {self.total} {counted(tally)}", end="", file=self.stream, flush=True)
-
-    def finish(self) -> None:
-        if self.shown:
-            print(file=self.stream)
+    def counted(self, tally: Mapping[str, int]) -> str:
+        return counted(tally)
 
 
 # --- the run ---------------------------------------------------------------------------------------------------
@@ -680,6 +705,7 @@ def write_summary(out: Path, writer: Writer, surveys: list[bundle.Survey], priva
         f"  sealed in the browser: {tally['browser']}, sealed on arrival at the server: {tally['server']}",
         f"Records that could not be opened: {tally['failed']}",
         f"Records with answers that do not fit their form (see the Check column): {tally['flagged']}",
+        *answerable(writer),
         "",
         *(f"{s.csv_path.name}: {s.rows} row(s)" for _, s in sorted(writer.sheets.items())),
     ]
@@ -691,6 +717,17 @@ def write_summary(out: Path, writer: Writer, surveys: list[bundle.Survey], priva
     if writer.failures:
         lines += ["", "Not opened:", *writer.failures]
     return writer.write_file(out / "summary.txt", "\n".join(lines) + "\n")
+
+
+def answerable(writer: Writer) -> list[str]:
+    """How many records can be answered, and how: for the summary, the report and the terminal."""
+    records, witnesses = writer.tally["answerable"], len(writer.answerable)
+    if not records:
+        return ["Records that can be answered (see the Reply handle column): 0"]
+    return [
+        f"Records that can be answered (see the Reply handle column): {records}, from {witnesses} witness(es)",
+        f"  write each reply in the message column of {TEMPLATE}, then seal them with scripts/reply.py",
+    ]
 
 
 REPORT_STYLE = """
@@ -731,10 +768,17 @@ def table(head: list[str], rows: list[list[object]]) -> str:
 
 def report_counts(writer: Writer) -> list[str]:
     """The report's opening: how many opened, and the records per form, day and language."""
+    per_form = [[c, f, writer.sheets[c, f].rows] for c, f in sorted(writer.sheets)]
+    head = ["Campaign", "Form", "Records"]
+    if writer.answerable:
+        head.append("Can be answered")
+        for row in per_form:
+            row.append(writer.answerable_per_form[str(row[0]), str(row[1])])
     return [
         f"<p>{writer.tally['opened']} record(s) opened; {writer.tally['failed']} could not be opened.</p>",
+        *(f"<p>{html.escape(line.strip())}</p>" for line in answerable(writer) if writer.answerable),
         "<h2>Records per form</h2>",
-        table(["Campaign", "Form", "Records"], [[c, f, writer.sheets[c, f].rows] for c, f in sorted(writer.sheets)]),
+        table(head, per_form),
         "<h2>Records per day</h2>",
         table(["Campaign", "Form", "Day", "Records"], [[*k, n] for k, n in sorted(writer.per_day.items())]),
         "<h2>Records per language</h2>",
@@ -811,6 +855,7 @@ class Outcome:
     failed: int
     damaged: bool  # a bundle opened with --salvage
     repeated: int = 0  # records already read from another of the bundles, written once
+    answerable: tuple[str, ...] = ()  # what the summary says of the records that can be answered, when some can
 
     @property
     def exit_code(self) -> int:
@@ -853,12 +898,21 @@ def write_all(options: Options, surveys: list[bundle.Survey], writer: Writer, pr
     writer.make_folder()
     damaged = [problem for found in surveys for problem in found.report]
     written = [path for place in sorted(writer.sheets) for path in writer.targets(place)]
+    if writer.answerable:
+        written.append(writer.write_template())
     written.append(write_summary(options.out, writer, surveys, private))
     written.append(write_report(options.out, writer, damaged))
     if options.publish is not None:
         writer.publish(options.publish)
         written.append(options.publish)
-    return Outcome(tuple(written), tally["opened"], tally["failed"], damaged=bool(damaged), repeated=tally["repeated"])
+    return Outcome(
+        tuple(written),
+        tally["opened"],
+        tally["failed"],
+        damaged=bool(damaged),
+        repeated=tally["repeated"],
+        answerable=tuple(answerable(writer)) if writer.answerable else (),
+    )
 
 
 def open_all(options: Options, surveys: list[bundle.Survey], writer: Writer, private: keys.PrivateKey) -> None:
@@ -907,6 +961,8 @@ def show(outcome: Outcome) -> None:
         f" {outcome.repeated} already read from another bundle (each is written once)." if outcome.repeated else ""
     )
     print(f"Opened {outcome.opened} record(s); {outcome.failed} could not be opened.{repeated}")
+    for line in outcome.answerable:
+        print(line)
 
 
 def command_line() -> argparse.ArgumentParser:

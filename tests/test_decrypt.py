@@ -21,9 +21,11 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from pages import CAMPAIGNS, ROOT, decrypt_args, public
 
-from papillon import bundle, campaigns, envelope, keys
+from papillon import bundle, campaigns, envelope, keys, replies
 
 DEFINITIONS = {slug: c.source for slug, c in campaigns.load_dir(CAMPAIGNS).items()}
+# What the server puts in a bundle's header: the campaigns' definitions, and that of the follow-ups to replies.
+HEADER_CAMPAIGNS = {**DEFINITIONS, replies.CAMPAIGN: replies.FOLLOW_UP_SOURCE}
 PETITION_LABELS = [f.label for f in campaigns.from_dict(DEFINITIONS["petition"], "d").forms["sign"].fields]
 CHINESE, THAI, KOREAN = (
     "\u738b\u5c0f\u660e",
@@ -39,7 +41,7 @@ def decrypt(script):
 
 def record(n: int, private: X25519PrivateKey, campaign: str, form: str, answers: dict, **kw) -> bundle.Record:
     place = kw.get("sealed_place", (campaign, form))
-    data = envelope.plaintext(answers, kw.get("version", 1), kw.get("locale", "en"))
+    data = kw.get("data") or envelope.plaintext(answers, kw.get("version", 1), kw.get("locale", "en"), kw.get("reply"))
     return bundle.Record(
         id=f"{n:032x}",
         campaign=campaign,
@@ -62,7 +64,7 @@ def write_bundle(
         created_on="2026-03-05",
         key_ids=[k.key_id for k in described] if described else [public(private).key_id],
         keys=[bundle.Key(k.key_id, k.name, k.fingerprint) for k in described] if described else None,
-        campaigns={k: v for k, v in DEFINITIONS.items() if k in used},
+        campaigns={k: v for k, v in HEADER_CAMPAIGNS.items() if k in used},
     )
     return path
 
@@ -124,6 +126,7 @@ def test_decrypt_csv_has_a_column_per_field_in_form_order_then_date_and_sealing(
         "Date received",
         "Sealed by",
         "Record id",
+        "Reply handle",
         "Check",
         "Possible duplicate",
     ]
@@ -145,8 +148,8 @@ def test_decrypt_rows_carry_date_sealing_path_and_id(decrypt, sample_bundle, org
     rows = read_csv(out / "petition-sign.csv")[1:]
     tails = sorted(row[len(PETITION_LABELS) :] for row in rows)
     assert tails == [
-        ["en", "1", "2026-03-04", "browser", f"{2:032x}", "", ""],
-        ["en", "1", "2026-03-04", "server", f"{1:032x}", "", ""],
+        ["en", "1", "2026-03-04", "browser", f"{2:032x}", "", "", ""],
+        ["en", "1", "2026-03-04", "server", f"{1:032x}", "", "", ""],
     ]
 
 
@@ -1081,3 +1084,174 @@ def test_several_processes_open_records_where_processes_cannot_fork(organizer_ke
     assert result.returncode == 0, result.stderr
     assert len(read_csv(out / "petition-sign.csv")) == 41
     assert started.read_text().count("started") == 4  # the script, its resource tracker, and each worker afresh
+
+
+# --- who can be answered ----------------------------------------------------------------------------------------------
+
+ANA, BO = replies.derive("7K2M9QXR4HBD0A1C5E6F8G9JTVWZ"), replies.derive("ZZZZZZZZZZZZZZZZZZZZZZZZZZZZ")
+ANA_HANDLE, BO_HANDLE = replies.handle(ANA.lookup), replies.handle(BO.lookup)
+TESTIMONY = {"what_happened": KOREAN, "may_share": True}
+
+
+def follow_up(n: int, private: X25519PrivateKey, witness: replies.ReplyKeys, **kw) -> bundle.Record:
+    answers = {replies.FOLLOW_UP_FIELD: f"Zqv follow-up {n}"}
+    return record(n, private, replies.CAMPAIGN, replies.FOLLOW_UP, answers, reply=witness.member(), **kw)
+
+
+@pytest.fixture
+def answerable_bundle(tmp_path, organizer_key) -> Path:
+    """Ana's testimony and a follow-up she wrote later, Bo's testimony, and a testimony that asked for no reply."""
+    records = [
+        record(1, organizer_key, "petition", "testimony", TESTIMONY, reply=ANA.member(), received_on="2026-03-02"),
+        record(2, organizer_key, "petition", "testimony", TESTIMONY, reply=BO.member()),
+        record(3, organizer_key, "petition", "testimony", TESTIMONY),
+        follow_up(4, organizer_key, ANA, received_on="2026-03-05"),
+    ]
+    return write_bundle(tmp_path / "export.papillon", records, organizer_key)
+
+
+def by_id(path: Path) -> dict[str, dict[str, str]]:
+    header, *rows = read_csv(path)
+    return {row[header.index("Record id")]: dict(zip(header, row, strict=True)) for row in rows}
+
+
+def test_a_testimony_that_can_be_answered_shows_its_reply_handle(
+    decrypt, answerable_bundle, organizer_key_file, tmp_path
+):
+    out = tmp_path / "out"
+    assert run_with(decrypt, [answerable_bundle], organizer_key_file, out, "--jsonl") == 0
+    rows = by_id(out / "petition-testimony.csv")
+    handles = {rid: row["Reply handle"] for rid, row in rows.items()}
+    assert handles == {f"{1:032x}": ANA_HANDLE, f"{2:032x}": BO_HANDLE, f"{3:032x}": ""}
+    assert all(row["Check"] == "" for row in rows.values())
+    lines = [json.loads(line) for line in (out / "petition-testimony.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [line["reply_handle"] for line in lines] == [ANA_HANDLE, BO_HANDLE, None]
+
+
+def test_a_follow_up_opens_into_its_own_sheet_with_the_handle_of_the_testimony_it_follows(
+    decrypt, answerable_bundle, organizer_key_file, tmp_path
+):
+    out = tmp_path / "out"
+    assert run_with(decrypt, [answerable_bundle], organizer_key_file, out) == 0
+    [row] = by_id(out / "replies-follow-up.csv").values()
+    assert row["Your message"] == "Zqv follow-up 4"
+    assert row["Reply handle"] == by_id(out / "petition-testimony.csv")[f"{1:032x}"]["Reply handle"]
+    assert row["Check"] == ""  # checked against the follow-up form the header defines: it fits
+    assert "replies-follow-up.csv: 1 row(s)" in (out / "summary.txt").read_text(encoding="utf-8")
+
+
+def test_a_follow_up_that_does_not_fit_its_form_is_flagged_like_any_record(
+    decrypt, organizer_key, organizer_key_file, tmp_path
+):
+    answers = {replies.FOLLOW_UP_FIELD: "x" * (replies.MESSAGE_MAX + 1), "extra": "Zqv"}
+    path = write_bundle(
+        tmp_path / "b.papillon",
+        [record(1, organizer_key, replies.CAMPAIGN, replies.FOLLOW_UP, answers, reply=ANA.member())],
+        organizer_key,
+    )
+    out = tmp_path / "out"
+    assert run_with(decrypt, [path], organizer_key_file, out) == 0
+    [row] = by_id(out / "replies-follow-up.csv").values()
+    assert "message: " in row["Check"]
+    assert "extra (no column): Zqv" in row["Check"]
+    assert row["Reply handle"] == ANA_HANDLE
+
+
+@pytest.mark.parametrize(
+    "member",
+    [
+        {"lookup": "not hex", "public_key": base64.b64encode(bytes(32)).decode()},
+        {"lookup": "a" * 32, "public_key": "c2hvcnQ="},
+        {"lookup": "a" * 32},
+        "a string",
+    ],
+    ids=["lookup", "public key", "member missing", "not an object"],
+)
+def test_a_malformed_reply_member_is_noted_and_every_record_still_opens(
+    decrypt, organizer_key, organizer_key_file, tmp_path, capsys, member
+):
+    def sealed(answers: dict) -> bytes:
+        """A document as a page of another make might seal it, whatever its reply member holds."""
+        doc = {"answers": answers, "form_version": 1, "locale": "en", "reply": member}
+        return envelope.pad(json.dumps(doc, ensure_ascii=False).encode())
+
+    records = [
+        record(1, organizer_key, "petition", "testimony", {}, data=sealed(TESTIMONY)),
+        record(2, organizer_key, "petition", "testimony", TESTIMONY, reply=ANA.member()),
+        record(3, organizer_key, "retired", "testimony", {}, data=sealed({"what_happened": "Zqv"})),
+    ]
+    path = write_bundle(tmp_path / "b.papillon", records, organizer_key)
+    out = tmp_path / "out"
+    assert run_with(decrypt, [path], organizer_key_file, out, "--jsonl") == 0
+    rows = by_id(out / "petition-testimony.csv")
+    assert rows[f"{1:032x}"]["Reply handle"] == ""
+    assert "reply: " in rows[f"{1:032x}"]["Check"]
+    assert "cannot be answered" in rows[f"{1:032x}"]["Check"]
+    assert (rows[f"{2:032x}"]["Reply handle"], rows[f"{2:032x}"]["Check"]) == (ANA_HANDLE, "")
+    [loose] = by_id(out / "retired-testimony.csv").values()  # a form the bundle does not define: noted too
+    assert (loose["Reply handle"], "cannot be answered" in loose["Check"]) == ("", True)
+    [line, _] = [json.loads(t) for t in (out / "petition-testimony.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert line["reply_handle"] is None
+    assert any("cannot be answered" in note for note in line["check"])
+    assert "(see the Check column): 2" in (out / "summary.txt").read_text(encoding="utf-8")
+    assert "Opened 3 record(s); 0 could not be opened." in capsys.readouterr().out
+
+
+def test_the_reply_template_lists_each_handle_once_with_an_empty_message(
+    decrypt, answerable_bundle, organizer_key_file, tmp_path
+):
+    out = tmp_path / "out"
+    assert run_with(decrypt, [answerable_bundle], organizer_key_file, out) == 0
+    template = out / "reply-template.csv"
+    data = template.read_bytes()
+    assert data.startswith(b"\xef\xbb\xbf")
+    assert data.endswith(b"\r\n")
+    assert stat.S_IMODE(template.stat().st_mode) == 0o600
+    assert read_csv(template) == [
+        ["handle", "campaign", "form", "received_on", "message"],
+        [ANA_HANDLE, "petition", "testimony", "2026-03-02", ""],  # her testimony, not her later follow-up
+        [BO_HANDLE, "petition", "testimony", "2026-03-04", ""],
+    ]
+
+
+def test_a_follow_up_alone_stands_for_its_witness_in_the_template(decrypt, organizer_key, organizer_key_file, tmp_path):
+    path = write_bundle(tmp_path / "b.papillon", [follow_up(1, organizer_key, BO)], organizer_key)
+    out = tmp_path / "out"
+    assert run_with(decrypt, [path], organizer_key_file, out) == 0
+    assert read_csv(out / "reply-template.csv")[1:] == [[BO_HANDLE, "replies", "follow-up", "2026-03-04", ""]]
+
+
+def test_no_reply_template_when_no_record_can_be_answered(decrypt, sample_bundle, organizer_key_file, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert run_with(decrypt, [sample_bundle], organizer_key_file, out) == 0
+    assert not (out / "reply-template.csv").exists()
+    assert "Records that can be answered (see the Reply handle column): 0\n" in (out / "summary.txt").read_text()
+    assert "reply.py" not in capsys.readouterr().out
+
+
+def test_the_summary_and_the_report_count_who_can_be_answered_and_point_to_reply_py(
+    decrypt, answerable_bundle, organizer_key_file, tmp_path, capsys
+):
+    out = tmp_path / "out"
+    assert run_with(decrypt, [answerable_bundle], organizer_key_file, out) == 0
+    summary = (out / "summary.txt").read_text(encoding="utf-8")
+    assert "Records that can be answered (see the Reply handle column): 3, from 2 witness(es)\n" in summary
+    assert "reply-template.csv, then seal them with scripts/reply.py" in summary
+    report = (out / "report.html").read_text(encoding="utf-8")
+    assert "<th>Can be answered</th>" in report
+    assert '<td>petition</td><td>testimony</td><td class="n">3</td><td class="n">2</td>' in report
+    assert '<td>replies</td><td>follow-up</td><td class="n">1</td><td class="n">1</td>' in report
+    printed = capsys.readouterr().out
+    assert f"Wrote {out / 'reply-template.csv'}" in printed
+    assert "scripts/reply.py" in printed
+
+
+def test_a_form_whose_sheet_would_take_the_template_name_refuses_the_run_and_keeps_nothing(
+    decrypt, organizer_key, organizer_key_file, tmp_path, capsys
+):
+    rec = record(1, organizer_key, "reply", "template", {"what_happened": "Zqv"}, reply=ANA.member())
+    path = tmp_path / "b.papillon"
+    bundle.write(path, [rec], created_on="2026-03-05", key_ids=[public(organizer_key).key_id], campaigns={})
+    out = tmp_path / "out"
+    assert_refused(run_with(decrypt, [path], organizer_key_file, out), capsys, out, "reply-template.csv")
+    assert not out.exists()

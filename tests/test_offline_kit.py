@@ -1,4 +1,5 @@
-"""make offline-kit: the laptop installs the staff scripts with no network, then makes, restores and uses keys."""
+"""make offline-kit: the laptop installs the staff scripts with no network, then makes, restores and uses keys, and
+seals replies."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from pages import ROOT, Laptop, typed_sheet
 
-from papillon import bundle, envelope, keys
+from papillon import bundle, envelope, keys, replies
 
 PIN = re.compile(r"([A-Za-z0-9_.-]+)==([A-Za-z0-9_.+!-]+) --hash=sha256:([0-9a-f]{64})")
 KIT_PASSPHRASE = "the kit's own passphrase"
@@ -29,6 +30,7 @@ def test_the_kit_holds_the_scripts_their_formats_and_wheels_pinned_by_hash(offli
         "wheels",
     }
     assert not list((kit / "papillon").glob("*.toml"))  # formats only; no web app, no campaign of the server
+    assert {p.name for p in (kit / "scripts").iterdir()} >= {"keygen.py", "decrypt.py", "reply.py", "laptop.py"}
     pins = [PIN.fullmatch(line) for line in (kit / "requirements.txt").read_text().splitlines()]
     assert pins
     assert all(pins)
@@ -132,3 +134,33 @@ def test_building_a_kit_never_reinstalls_the_dev_environment(tmp_path: Path) -> 
     assert "pip install" not in planned
     (venv / ".installed").unlink()
     assert "-m venv" in subprocess.run(args, cwd=ROOT, capture_output=True, text=True, check=True).stdout
+
+
+def test_the_kit_seals_a_reply_with_no_network(
+    offline_kit: Laptop, tmp_path: Path, organizer_key: X25519PrivateKey, organizer_key_file: Path
+) -> None:
+    public = keys.PublicKey(name="organizer", raw=keys.raw_public_bytes(organizer_key.public_key()))
+    witness = replies.derive("7K2M9QXR4HBD0A1C5E6F8G9JTVWZ")
+    data = envelope.plaintext({"what_happened": "Zqv kit testimony"}, 1, "vi", reply=witness.member())
+    record = bundle.Record(
+        id="c" * 32,
+        campaign="open-letter",
+        form="testimony",
+        received_on="2026-11-25",
+        sealed_by="browser",
+        envelope=envelope.seal(data, [public], "open-letter", "testimony").to_json(),
+    )
+    path = tmp_path / "export.bundle"
+    bundle.write(path, [record], created_on="2026-11-25", key_ids=[public.key_id], campaigns={})
+    handle = replies.handle(witness.lookup)
+    (tmp_path / "replies.csv").write_text(f"handle,message\n{handle},Zqv kit reply\n", encoding="utf-8-sig")
+    sealed = offline_kit.script(
+        "reply",
+        *("replies.csv", "--bundle", path, "--key", organizer_key_file, "--out", "replies.bundle"),
+        *("--passphrase-file", organizer_key_file.parent / "passphrase.txt"),
+        cwd=tmp_path,
+    )
+    assert sealed.returncode == 0, sealed.stderr
+    assert "Sealed 1 reply for 1 witness" in sealed.stdout
+    [reply] = replies.read_bundle((tmp_path / "replies.bundle").read_bytes())
+    assert replies.open_reply(reply.sealed, witness)["message"] == "Zqv kit reply"

@@ -68,7 +68,7 @@ def test_the_reply_member_holds_the_lookup_id_and_public_key_and_reads_back():
     read = replies.read_member(keys.member())
     assert read.lookup == keys.lookup
     assert read.public_key == keys.public
-    assert read.handle == keys.lookup[:12]
+    assert read.handle == "r-" + keys.lookup[:12]
 
 
 @pytest.mark.parametrize(
@@ -178,3 +178,11 @@ def test_the_follow_up_form_is_a_campaign_definition_with_one_required_message()
     assert [(f.name, f.type, f.required, f.max_length) for f in form.fields] == [
         ("message", "long_text", True, replies.MESSAGE_MAX)
     ]
+
+
+def test_a_reply_member_makes_a_records_plaintext_114_bytes_longer_before_padding_as_security_md_says():
+    answers = {"what_happened": "x" * 100}
+    plain = envelope.plaintext(answers, 1, "en").rstrip(b" ")
+    with_reply = envelope.plaintext(answers, 1, "en", replies.derive(CODE).member()).rstrip(b" ")
+    assert len(with_reply) - len(plain) == 114
+    assert json.loads(with_reply)["reply"] == replies.derive(CODE).member()
