@@ -37,6 +37,7 @@ CHROMIUM_ARGS = [
 ]
 SEAL_JS = Path(__file__).resolve().parent.parent / "app" / "static" / "seal.js"
 SEAL_JS_GZIP_BUDGET = 4608
+REPLIES_JS_GZIP_BUDGET = 3584
 FAILED_LOAD = "Failed to load resource"
 
 

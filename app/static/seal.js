@@ -52,11 +52,15 @@
     const eph = ephemeral || (await subtle().generateKey(X25519, false, ["deriveBits"]));
     const pkR = await subtle().importKey("raw", publicKeyRaw, X25519, false, []);
     const dh = new Uint8Array(await subtle().deriveBits({ name: "X25519", public: pkR }, eph.privateKey, 256));
-    if (dh.every((b) => b === 0)) throw new Error("invalid recipient key");
     const enc = new Uint8Array(await subtle().exportKey("raw", eph.publicKey));
+    return { enc, sharedSecret: await kemSecret(dh, enc, publicKeyRaw) };
+  }
+
+  // Encap's end and Decap's (in replies.js).
+  async function kemSecret(dh, enc, publicKeyRaw) {
+    if (dh.every((b) => b === 0)) throw new Error("invalid key");
     const prk = await labeledExtract(KEM, EMPTY, "eae_prk", dh);
-    const sharedSecret = await labeledExpand(KEM, prk, "shared_secret", concat(enc, publicKeyRaw), 32);
-    return { enc, sharedSecret };
+    return labeledExpand(KEM, prk, "shared_secret", concat(enc, publicKeyRaw), 32);
   }
 
   async function keySchedule(sharedSecret, info) {
@@ -92,13 +96,14 @@
     return out;
   }
 
-  const plaintext = (config, answers) =>
-    pad(utf8(JSON.stringify({ answers, form_version: config.form_version, locale: config.locale })),
-      config.pad_block || 512);
+  // No reply member (papillon.replies) when null: JSON.stringify drops an undefined one.
+  const plaintext = (config, answers, reply) =>
+    pad(utf8(JSON.stringify({ answers, form_version: config.form_version, locale: config.locale,
+      reply: reply || undefined })), config.pad_block || 512);
 
-  async function buildEnvelope(config, answers) {
+  async function buildEnvelope(config, answers, reply) {
     if (!config.keys || !config.keys.length) throw new Error("no organizer key");
-    const data = plaintext(config, answers);
+    const data = plaintext(config, answers, reply);
     const info = utf8(config.info);
     const recipients = [];
     for (const k of config.keys) {
@@ -214,15 +219,17 @@
       buttons(true);
       say(text.sealing);
       const answers = collect(form, config.fields);
-      const typed = JSON.stringify(answers);
+      const replies = globalThis.PapillonReplies;
       // The same answers sent again travel in the same envelope, so the server can tell a retry from a change.
-      if (!sealed || sealed.typed !== typed) {
-        try {
-          sealed = { typed, envelope: await buildEnvelope(config, answers) };
-        } catch {
-          // Fail closed: once sealing was promised, the typed answers are never sent as they are.
-          return fail(text.cannot_seal);
+      try {
+        const member = replies && (await replies.member(form));
+        const typed = JSON.stringify([answers, member]);
+        if (!sealed || sealed.typed !== typed) {
+          sealed = { typed, envelope: await buildEnvelope(config, answers, member) };
         }
+      } catch {
+        // Fail closed: once sealing was promised, the typed answers are never sent as they are.
+        return fail(text.cannot_seal);
       }
       const envelope = sealed.envelope;
       const body = new URLSearchParams({
@@ -249,7 +256,11 @@
         } catch {}
         // Asked for JSON, the server answers a stored record with the thank-you page's address.
         const reply = response ? await response.json().catch(() => ({})) : {};
-        if (response && response.ok && typeof reply.thanks === "string") return location.assign(reply.thanks);
+        if (response && response.ok && typeof reply.thanks === "string") {
+          // replies.js may show the reply code here instead.
+          if (replies && replies.stored(form)) return;
+          return location.assign(reply.thanks);
+        }
         const error = typeof reply.error === "string" && reply.error ? reply.error : null;
         if ((response && response.status !== 503) || attempt === RETRIES.length) {
           return fail(error || (response ? text.not_stored : text.network));
@@ -261,7 +272,7 @@
   }
 
   const api = { seal, pad, plaintext, buildEnvelope, supportsX25519, collect, solvePow, zeroBits,
-    _encap: encap, _keySchedule: keySchedule, _aesSeal: aesSeal };
+    _encap: encap, _kemSecret: kemSecret, _keySchedule: keySchedule, _aesSeal: aesSeal };
 
   if (typeof document !== "undefined") {
     const form = document.querySelector("form[data-seal]");
