@@ -11,15 +11,19 @@ from flask.cli import FlaskGroup
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app import cli, i18n, padding, security, views
+from app import replies as reply_pages
 from app.config import load_config
-from app.forms import PAGE_FIELDS, SEALED_FIELD, AnswersForm, form_class
+from app.forms import PAGE_FIELDS, REPLY_FIELD, SEALED_FIELD, AnswersForm, form_class
 from app.site import Site, site
 from app.storage import db
 from papillon import campaigns, keys, languages
 
 # What a page posts besides the answers: no field of a campaign may take one of these names.
-RESERVED_FIELD_NAMES = PAGE_FIELDS | {SEALED_FIELD}
-RESERVED_CAMPAIGN_SLUGS = {"static", "healthz", "favicon.ico"} | {tag.lower() for tag in languages.NAMES}
+RESERVED_FIELD_NAMES = PAGE_FIELDS | {SEALED_FIELD, REPLY_FIELD}
+# The site's own addresses (the reply pages' among them, registered on views.bp) and the language tags.
+RESERVED_CAMPAIGN_SLUGS = {"static", "healthz", "favicon.ico", reply_pages.SLUG} | {
+    tag.lower() for tag in languages.NAMES
+}
 
 
 class StartupError(RuntimeError):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import secrets
 import urllib.parse
+from collections.abc import Set as AbstractSet
 from typing import Any, NoReturn, cast
 
 from flask import current_app, request
@@ -32,6 +33,10 @@ FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 # What the page posts besides the answers; the sealing script posts these alone, the answers travelling sealed.
 PAGE_FIELDS = {"csrf_token", "submission_id", "pow"}
 SEALED_FIELD = "envelope"
+# A form offering replies has a box asking for a reply code; only a page without JavaScript posts it (the script
+# seals the code's key with the answers instead), and only ticked.
+REPLY_FIELD = "reply"
+REPLY_ASKED = "yes"
 
 
 class Refused(HTTPException):
@@ -146,7 +151,7 @@ def form_class(definition: c.Form, honeypot_name: str) -> type[AnswersForm]:
     return cast("type[AnswersForm]", type(f"{definition.slug.title()}Form", (AnswersForm,), attrs))
 
 
-def check_form_body(definition: c.Form, honeypot: str) -> None:
+def check_form_body(definition: c.Form, honeypot: str, plain: AbstractSet[str] = frozenset()) -> None:
     """Refuse, before anything reads the answers, a body that neither the page nor its script could send.
 
     Both send ``application/x-www-form-urlencoded`` in UTF-8, name only the fields the page has, and repeat a
@@ -154,17 +159,36 @@ def check_form_body(definition: c.Form, honeypot: str) -> None:
     the answers, never both. Anything else (another content type, bytes that are not UTF-8, an unknown or
     repeated field, a chunked body past the size cap) is refused as a whole instead of being silently
     repaired, cut or half-read. The refusal names no reason: a page of ours never meets one.
+
+    ``plain``: the page's own fields that only a post without the envelope carries, besides the reply box of a
+    form offering replies.
     """
+    _check_encoding()
+    sealed = SEALED_FIELD in request.form
+    answers = {f.name for f in definition.fields} | set(plain) | ({REPLY_FIELD} if definition.replies else set())
+    repeatable = {f.name for f in definition.fields if f.type == c.MULTIPLE_CHOICE}
+    _check_names(PAGE_FIELDS | {honeypot} | ({SEALED_FIELD} if sealed else answers), repeatable)
+    if request.form.get(REPLY_FIELD, REPLY_ASKED) != REPLY_ASKED:
+        refuse()
+
+
+def check_body(allowed: AbstractSet[str]) -> None:
+    """Refuse a body that is not URL-encoded UTF-8 naming only ``allowed`` fields, each once: for the posts of
+    the site's own pages, which have no answers."""
+    _check_encoding()
+    _check_names(allowed, frozenset())
+
+
+def _check_encoding() -> None:
     if request.mimetype != FORM_CONTENT_TYPE:
         refuse(status=415)
     if not _utf8_form(_whole_body()):
         refuse()
-    answers = {f.name for f in definition.fields}
-    names = set(request.form)
-    allowed = PAGE_FIELDS | {honeypot} | ({SEALED_FIELD} if SEALED_FIELD in names else answers)
-    if not names <= allowed:
+
+
+def _check_names(allowed: AbstractSet[str], repeatable: AbstractSet[str]) -> None:
+    if not set(request.form) <= allowed:
         refuse()
-    repeatable = {f.name for f in definition.fields if f.type == c.MULTIPLE_CHOICE}
     if any(len(values) > 1 and name not in repeatable for name, values in request.form.lists()):
         refuse()
 

@@ -10,7 +10,7 @@ import hmac
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from flask import (
@@ -36,11 +36,21 @@ from werkzeug.wrappers import Response as BaseResponse
 from wtforms.validators import ValidationError
 
 from app import i18n, security
-from app.forms import SEALED_FIELD, SUBMISSION_ID, AnswersForm, Refused, check_form_body, new_submission_id, refuse
+from app.forms import (
+    REPLY_ASKED,
+    REPLY_FIELD,
+    SEALED_FIELD,
+    SUBMISSION_ID,
+    AnswersForm,
+    Refused,
+    check_form_body,
+    new_submission_id,
+    refuse,
+)
 from app.security import limiter
 from app.site import site
 from app.storage import SubmissionConflict, db
-from papillon import envelope
+from papillon import envelope, replies
 from papillon.campaigns import PATTERN_MESSAGES, Campaign, Form, Problem
 from papillon.keys import PublicKey
 
@@ -92,6 +102,9 @@ SEAL_MESSAGES = {
 
 
 View = TypeVar("View", bound=Callable[..., ResponseReturnValue])
+Stored = Literal["new", "repeat", "conflict"]
+# Added to what a page without JavaScript sent when it asked for a reply code, before the digest is taken.
+REPLY_MARK = b"\0reply"
 
 
 def route(rule: str, **options: Any) -> Callable[[View], View]:
@@ -267,19 +280,7 @@ def answers_form(campaign: Campaign, definition: Form, submission_id: str | None
 
 def _render_form(campaign: Campaign, definition: Form, wtf: AnswersForm) -> str:
     """The form page, with what seal.js needs to seal the answers in the browser (``data-seal``)."""
-    keys = public_keys()
-    seal: dict[str, object] = {
-        "info": envelope.info(campaign.slug, definition.slug).decode(),
-        "version": envelope.VERSION,
-        "form_version": definition.version,
-        "locale": i18n.page_language(),
-        "messages": {name: str(text) for name, text in SEAL_MESSAGES.items()},
-        "keys": [{"key_id": k.key_id, "public_key": k.to_b64()} for k in keys],
-        "pad_block": envelope.PAD_BLOCK,
-        "fields": [{"name": f.name, "type": f.type} for f in definition.fields],
-        "checks": field_messages(definition, i18n.page_language()),
-        "honeypot": wtf.honeypot_name,
-    }
+    seal = seal_settings(campaign.slug, definition, wtf.honeypot_name)
     if security.is_shared():
         seal["pow"] = _pow_settings(campaign, definition, str(wtf.submission_id.data))
     return render_template(
@@ -287,9 +288,32 @@ def _render_form(campaign: Campaign, definition: Form, wtf: AnswersForm) -> str:
         campaign=campaign,
         form=definition,
         wtf=wtf,
-        keys=keys,
+        keys=public_keys(),
         seal_json=json.dumps(seal, separators=(",", ":")),
+        reply_asked=definition.replies and _reply_asked(),
     )
+
+
+def seal_settings(campaign_slug: str, definition: Form, honeypot: str) -> dict[str, object]:
+    """What seal.js needs to seal a form's answers in the browser, in the page's language."""
+    return {
+        "info": envelope.info(campaign_slug, definition.slug).decode(),
+        "version": envelope.VERSION,
+        "form_version": definition.version,
+        "locale": i18n.page_language(),
+        "messages": {name: str(text) for name, text in SEAL_MESSAGES.items()},
+        "keys": [{"key_id": k.key_id, "public_key": k.to_b64()} for k in public_keys()],
+        "pad_block": envelope.PAD_BLOCK,
+        "fields": [{"name": f.name, "type": f.type} for f in definition.fields],
+        "checks": field_messages(definition, i18n.page_language()),
+        "honeypot": honeypot,
+    }
+
+
+def _reply_asked() -> bool:
+    """Whether a page without JavaScript ticked the box asking for a reply code (``check_form_body`` lets it
+    through only to a form offering replies)."""
+    return request.form.get(REPLY_FIELD) == REPLY_ASKED
 
 
 def _form_again(campaign: Campaign, definition: Form, wtf: AnswersForm, status: int) -> tuple[str, int]:
@@ -345,23 +369,26 @@ def receive_form(campaign_slug: str, form_slug: str) -> ResponseReturnValue:
     makes the sealed path cheap. Without JavaScript the answers form checks its own token, and holds a new one
     for the page should it come back."""
     campaign, definition = find_form(campaign_slug, form_slug)
-    check_form_body(definition, _honeypot_name())
-    submission_id = _submission_id()
+    check_form_body(definition, honeypot_name())
+    submission_id = posted_submission_id()
     _check_proof_of_work()
     wtf = None if request.form.get(SEALED_FIELD) else answers_form(campaign, definition)
     fresh = csrf_ok(request.form.get("csrf_token", "")) if wtf is None else bool(wtf.validate())
-    if request.form.get(_honeypot_name()):
-        return _thanks(campaign, definition)  # a bot is thanked as a person would be, and nothing is stored
+    if request.form.get(honeypot_name()):
+        # A bot is thanked as a person would be, and nothing is stored.
+        if _reply_asked():
+            return _reply_thanks(campaign, definition, replies.new_code())
+        return _thanks(campaign, definition)
     if wtf is None:
         return _store_sealed(campaign, definition, submission_id, fresh=fresh)
     return _seal_and_store(campaign, definition, wtf, submission_id, fresh=fresh)
 
 
-def _honeypot_name() -> str:
+def honeypot_name() -> str:
     return str(current_app.config["PAPILLON_HONEYPOT_FIELD"])
 
 
-def _submission_id() -> str:
+def posted_submission_id() -> str:
     """The number the page gave this answer, which makes a post sent again count once."""
     submission_id = request.form.get("submission_id", "")
     if not SUBMISSION_ID.fullmatch(submission_id):
@@ -385,7 +412,13 @@ def csrf_ok(token: str) -> bool:
 
 
 def _store_sealed(campaign: Campaign, definition: Form, submission_id: str, *, fresh: bool) -> BaseResponse:
-    """The browser's envelope: its shape checked against the organizers' current keys, never opened."""
+    store_envelope(campaign, definition, submission_id, fresh=fresh)
+    return _thanks(campaign, definition)
+
+
+def store_envelope(campaign: Campaign, definition: Form, submission_id: str, *, fresh: bool) -> None:
+    """The browser's envelope: its shape checked against the organizers' current keys, never opened, then stored
+    once; every problem is refused."""
     if not fresh:
         refuse(_("This page has expired. Please reload it and send your answers again."))
     key_ids = [k.key_id for k in public_keys()]
@@ -393,9 +426,8 @@ def _store_sealed(campaign: Campaign, definition: Form, submission_id: str, *, f
         sealed = envelope.parse(request.form[SEALED_FIELD], key_ids, versions=[envelope.VERSION])
     except envelope.EnvelopeError as exc:
         refuse(_("The sealed answers were refused: %(reason)s. Nothing was stored.", reason=str(exc)))
-    if not _stored(campaign, definition, submission_id, sealed, sealed_by="browser"):
+    if store_once(campaign, definition, submission_id, sealed, sealed_by="browser") == "conflict":
         refuse(status=409)
-    return _thanks(campaign, definition)
 
 
 def _seal_and_store(
@@ -408,18 +440,36 @@ def _seal_and_store(
         wtf.form_errors.append(_("This page had expired. Please check your answers and send them again."))
     if not (fresh and valid):
         return _form_again(campaign, definition, wtf, 400)
-    data = envelope.plaintext(answers, definition.version, i18n.page_language())
+    sent = envelope.plaintext(answers, definition.version, i18n.page_language())
+    code = replies.new_code() if _reply_asked() else None
+    if code is None:
+        data, digest = sent, sent_digest(submission_id, sent)
+    else:
+        # A fresh code seals differently each time: the digest takes the answers and that a code was asked for,
+        # so that the same answers sent again are still known for a repeat.
+        member = replies.derive(code).member()
+        data = envelope.plaintext(answers, definition.version, i18n.page_language(), reply=member)
+        digest = sent_digest(submission_id, sent + REPLY_MARK)
     sealed = envelope.seal(data, public_keys(), campaign.slug, definition.slug)
-    digest = sent_digest(submission_id, data)
-    if not _stored(campaign, definition, submission_id, sealed, sealed_by="server", digest=digest):
+    outcome = store_once(campaign, definition, submission_id, sealed, sealed_by="server", digest=digest)
+    if outcome == "conflict":
         # The page comes back with these answers in it and a new number, so nothing is lost.
         wtf.submission_id.data = new_submission_id()
         wtf.form_errors.append(STATUS_MESSAGES[409])
         return _form_again(campaign, definition, wtf, 409)
+    if code is not None:
+        return _reply_thanks(campaign, definition, code if outcome == "new" else None)
     return _thanks(campaign, definition)
 
 
-def _stored(  # noqa: PLR0913 - keyword-only past the record's place: how it was sealed, and its digest
+def _reply_thanks(campaign: Campaign, definition: Form, code: str | None) -> str:
+    """The thank-you page itself, never a redirect: it shows the reply code once, and the code must not travel in
+    an address or a cookie. Without a code, the answers had already arrived and their code was shown then."""
+    shown = replies.shown(code) if code is not None else None
+    return render_template("thanks.html", campaign=campaign, form=definition, code=shown, already=code is None)
+
+
+def store_once(  # noqa: PLR0913 - keyword-only past the record's place: how it was sealed, and its digest
     campaign: Campaign,
     definition: Form,
     submission_id: str,
@@ -427,11 +477,12 @@ def _stored(  # noqa: PLR0913 - keyword-only past the record's place: how it was
     *,
     sealed_by: str,
     digest: str | None = None,
-) -> bool:
-    """Store the sealed answers once. True when they are stored, now or by an earlier post of the same answers;
-    False when this submission id already holds other answers, which are kept and these are not."""
+) -> Stored:
+    """Store the sealed answers once: ``"new"`` when stored now, ``"repeat"`` when an earlier post of the same
+    answers stored them, ``"conflict"`` when this submission id already holds other answers, which are kept and
+    these are not."""
     try:
-        db.store(
+        new = db.store(
             id=submission_id,
             campaign=campaign.slug,
             form=definition.slug,
@@ -440,8 +491,8 @@ def _stored(  # noqa: PLR0913 - keyword-only past the record's place: how it was
             digest=digest,
         )
     except SubmissionConflict:
-        return False
-    return True
+        return "conflict"
+    return "new" if new else "repeat"
 
 
 def sent_digest(submission_id: str, plaintext: bytes) -> str:
@@ -453,9 +504,12 @@ def sent_digest(submission_id: str, plaintext: bytes) -> str:
 
 
 def _thanks(campaign: Campaign, definition: Form) -> BaseResponse:
-    """On to the thank-you page; the sealing script asks for JSON so that it can go there without loading it
+    return thanks_response(url_for(".thanks", campaign_slug=campaign.slug, form_slug=definition.slug))
+
+
+def thanks_response(thanks_url: str) -> BaseResponse:
+    """On to a thank-you page; the sealing script asks for JSON so that it can go there without loading it
     twice."""
-    thanks_url = url_for(".thanks", campaign_slug=campaign.slug, form_slug=definition.slug)
     return jsonify(thanks=thanks_url) if wants_json() else redirect(thanks_url, 303)
 
 

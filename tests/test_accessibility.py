@@ -34,6 +34,8 @@ PAGES = [
     "/open-letter/sign",
     "/open-letter/testimony",
     "/open-letter/testimony/thanks",
+    "/replies",
+    "/replies/thanks",
     "/nowhere/",
 ]
 # Every language: CJK, Hangul, Thai and Latin scripts each lay out (and fail) differently.
@@ -99,8 +101,10 @@ def open_with_weight(page: Page, path: str) -> tuple[int, set[str]]:
 
 
 def expected_files(path: str) -> set[str]:
-    """What every page loads besides itself, and the sealing script on a form page."""
-    scripts = {"/static/seal.js"} if path.endswith(("sign", "testimony")) else set()
+    """What every page loads besides itself, the sealing script on a form page, and the replies script on the
+    testimony form and the replies page."""
+    scripts = {"/static/seal.js"} if path.endswith(("sign", "testimony", "/replies")) else set()
+    scripts |= {"/static/replies.js"} if path.endswith(("testimony", "/replies")) else set()
     return {"/static/papillon.css", "/static/exit.js"} | scripts
 
 
@@ -110,6 +114,14 @@ def invalid_testimony(page: Page, tag: str) -> None:
     page.fill("textarea[name=what_happened]", "   ")
     page.evaluate("document.querySelector('form.answers').submit()")
     page.wait_for_selector("#error-summary")
+
+
+def looked_up(page: Page, tag: str) -> None:
+    """The replies page once a code was looked up: the (empty) result and the form to write back."""
+    page.goto(f"/{tag}/replies")
+    page.fill("#code", "7K2M-9QXR-4HBD-0A1C-5E6F-8G9J-TVWZ")
+    page.click("#lookup-form button[type=submit]")
+    page.wait_for_selector("#follow-up-form:not([hidden])")
 
 
 @pytest.mark.parametrize("tag", AXE_LANGUAGES)
@@ -125,6 +137,9 @@ def test_axe_finds_no_wcag_violation_on_any_page(phone: Callable[[], Page], tag:
     invalid_testimony(page, tag)
     if violations := axe_violations(page):
         found["the refused testimony"] = violations
+    looked_up(page, tag)
+    if violations := axe_violations(page):
+        found["the replies page after a lookup"] = violations
     assert found == {}
 
 

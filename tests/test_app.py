@@ -144,9 +144,10 @@ def test_the_app_refuses_to_start_with_a_broken_campaign_file(clean_env, config,
         create_app({**config, "PAPILLON_CAMPAIGNS_DIR": str(folder)})
 
 
-@pytest.mark.parametrize("name", ["csrf_token", "submission_id", "envelope", "pow", "website"])
+@pytest.mark.parametrize("name", ["csrf_token", "submission_id", "envelope", "pow", "reply", "website"])
 def test_a_field_named_like_one_the_page_sends_itself_stops_the_app(clean_env, config, tmp_path, name):
-    """The hidden values, the envelope, the proof of work and the honeypot (``website`` by default)."""
+    """The hidden values, the envelope, the proof of work, the reply box and the honeypot (``website`` by
+    default)."""
     folder = campaigns_folder(tmp_path, field=name)
     with pytest.raises(StartupError, match=f"campaign demo, form sign: field name '{name}' is reserved"):
         create_app({**config, "PAPILLON_CAMPAIGNS_DIR": str(folder)})
@@ -158,7 +159,7 @@ def test_the_honeypot_keeps_its_name_when_the_setting_renames_it(clean_env, conf
         create_app({**config, "PAPILLON_CAMPAIGNS_DIR": str(folder), "PAPILLON_HONEYPOT_FIELD": "homepage"})
 
 
-@pytest.mark.parametrize("slug", ["static", "healthz", "ko", "zh-hans", "en"])
+@pytest.mark.parametrize("slug", ["static", "healthz", "replies", "ko", "zh-hans", "en"])
 def test_a_campaign_at_an_address_of_the_site_or_a_language_tag_stops_the_app(clean_env, config, tmp_path, slug):
     folder = campaigns_folder(tmp_path, slug=slug)
     with pytest.raises(StartupError, match=f"campaign {slug}: this address is used by the site itself"):

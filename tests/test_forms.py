@@ -325,6 +325,15 @@ def test_a_post_with_both_an_envelope_and_plain_answers_is_refused_and_nothing_s
     assert stored(app) == []
 
 
+def test_a_reply_box_sent_to_a_form_that_offers_no_replies_is_refused_and_nothing_stored(
+    client: FlaskClient, app: Flask
+) -> None:
+    assert not definition("petition", "testimony").replies
+    body = {**page_tokens(client, "/petition/testimony"), "what_happened": "It happened.", "reply": "yes"}
+    assert client.post("/petition/testimony", data=body).status_code == 400
+    assert stored(app) == []
+
+
 class Trickle:
     """A request body without a length, read the way gunicorn hands a chunked body to the app."""
 

@@ -64,10 +64,11 @@ def tamper(text: str, change: Callable[[dict], None]) -> str:
     return json.dumps(doc)
 
 
-def test_the_only_post_route_is_the_form(app: Flask) -> None:
-    """If another POST route appears, the fuzzing below must be taught to reach it."""
+def test_every_post_route_is_fuzzed(app: Flask) -> None:
+    """If another POST route appears, fuzzing must be taught to reach it: the form's posts are fuzzed below, the
+    reply pages' in tests/test_reply_views.py (``test_random_posts_at_the_reply_pages...``)."""
     posts = {rule.endpoint for rule in app.url_map.iter_rules() if "POST" in (rule.methods or ())}
-    assert posts == {"public.receive_form"}
+    assert posts == {"public.receive_form", "public.read_replies", "public.receive_follow_up"}
 
 
 # A table of malformed posts. Each builder gets (app, csrf token, a fresh submission id) and returns

@@ -40,7 +40,7 @@ from app.forms import new_submission_id
 from app.site import site
 from app.storage import db
 from papillon import campaigns as c
-from papillon import envelope, languages
+from papillon import envelope, languages, replies
 
 
 def typed_text(answers: dict[str, c.Answer]) -> list[str]:
@@ -732,3 +732,187 @@ def test_the_values_a_served_again_page_carries_are_accepted(client, app):
     again = page_tokens(client, "/petition/testimony")
     assert post(client, "petition", "testimony", {**again, "what_happened": "x"}).status_code == 303
     assert [r.id for r in stored(app)] == [again["submission_id"]]
+
+
+# --- a form offering replies: the reply box, and without JavaScript the code made here and shown once ---------------
+
+REPLY_CODE = re.compile(r'<p class="reply-code" id="reply-code" lang="en" translate="no">([^<]*)</p>')
+SHOWN_CODE = re.compile(r"[0-9A-HJKMNP-TV-Z]{4}(?:-[0-9A-HJKMNP-TV-Z]{4}){6}")
+TOLD = "Zqv Hollyhock saw the raid \u0e15\u0e33\u0e23\u0e27\u0e08"
+
+
+@pytest.fixture
+def offering_replies(config, tmp_path) -> Path:
+    """The tests' campaigns, with the petition's testimony form offering replies."""
+    folder = tmp_path / "campaigns"
+    shutil.copytree(CAMPAIGNS, folder)
+    petition = folder / "petition.toml"
+    text = petition.read_text(encoding="utf-8")
+    assert text.count('thanks = "Thank you for telling us."\n') == 1
+    petition.write_text(
+        text.replace('thanks = "Thank you for telling us."\n', 'thanks = "Thank you for telling us."\nreplies = true\n')
+    )
+    config["PAPILLON_CAMPAIGNS_DIR"] = str(folder)
+    return folder
+
+
+def reply_box(page: str) -> dict[str, str | None] | None:
+    found = Controls(page).named("reply")
+    assert len(found) <= 1
+    return found[0][1] if found else None
+
+
+def ask_for_a_reply(client, tokens: dict[str, str], told: str = TOLD, **extra: str):
+    return post(client, "petition", "testimony", {**tokens, "what_happened": told, "reply": "yes", **extra})
+
+
+def test_a_form_offering_replies_has_the_reply_box_its_script_and_the_hidden_thank_you_section(
+    offering_replies, client, app
+):
+    page = client.get("/petition/testimony").get_data(as_text=True)
+    box = reply_box(page)
+    assert box is not None
+    assert (box["type"], box["value"], box["id"], "checked" in box) == ("checkbox", "yes", "reply-choice", False)
+    assert '<label for="reply-choice">I want to be able to read a reply</label>' in page
+    assert 'id="reply-choice-help"' in page
+    form = page[page.index("<form") : page.index("</form>")]
+    assert form.index('id="reply-choice"') < form.index('id="sealing-note"')
+    assert re.search(r'<script src="/static/replies\.js\?v=[0-9a-f]+" defer></script>', page)
+    section = page[page.index('<section id="reply-thanks"') : page.index("</section>")]
+    assert page.index("</form>") < page.index('<section id="reply-thanks"') < page.index("</main>")
+    assert section.startswith('<section id="reply-thanks" hidden tabindex="-1" data-title="Thank you">')
+    assert REPLY_CODE.search(section)[1] == ""
+    assert "<h1>Thank you</h1>" in section
+    assert "Thank you for telling us." in section
+    assert "It cannot be shown again." in section
+    assert 'href="/replies"' in section
+    assert 'href="/petition/"' in section
+
+
+@pytest.mark.parametrize("path", ["/petition/testimony", "/petition/sign", "/letter/sign"])
+def test_a_form_without_replies_has_no_reply_box_nor_its_script(client, path):
+    page = client.get(path).get_data(as_text=True)
+    assert reply_box(page) is None
+    assert "replies.js" not in page
+    assert 'id="reply-thanks"' not in page
+
+
+def test_without_javascript_a_reply_asked_for_shows_its_code_once_on_the_thank_you_page_itself(
+    offering_replies, client, app, organizer_key
+):
+    tokens = page_tokens(client, "/petition/testimony")
+    response = ask_for_a_reply(client, tokens)
+    assert response.status_code == 200, "never a redirect: the code must not travel in an address"
+    assert "Location" not in response.headers
+    assert response.headers["Cache-Control"] == "no-store"
+    page = response.get_data(as_text=True)
+    shown = REPLY_CODE.search(page)[1]
+    assert SHOWN_CODE.fullmatch(shown)
+    assert SHOWN_CODE.findall(page) == [shown]
+    assert shown.replace("-", "") not in page
+    assert shown not in str(response.headers)
+    assert "Thank you for telling us." in page
+    assert 'href="/replies"' in page
+    assert TOLD not in html.unescape(page)
+    (row,) = stored(app)
+    assert (row.id, row.sealed_by) == (tokens["submission_id"], "server")
+    doc = open_row(row, organizer_key)
+    assert doc["answers"]["what_happened"] == TOLD
+    assert doc["reply"] == replies.derive(shown).member()
+    assert list(doc) == ["answers", "form_version", "locale", "reply"]
+    for said in (shown, replies.normalize(shown), replies.derive(shown).lookup):
+        assert said not in row.envelope
+        assert said.encode() not in Path(app.config["DATABASE_URL"].removeprefix("sqlite:///")).read_bytes()
+
+
+def test_each_testimony_asking_for_a_reply_gets_a_code_of_its_own(offering_replies, client, app, organizer_key):
+    codes = [
+        REPLY_CODE.search(ask_for_a_reply(client, page_tokens(client, "/petition/testimony")).get_data(as_text=True))[1]
+        for _ in range(3)
+    ]
+    assert len(set(codes)) == 3
+    members = [open_row(row, organizer_key)["reply"] for row in stored(app)]
+    assert sorted(m["lookup"] for m in members) == sorted(replies.derive(c).lookup for c in codes)
+
+
+def test_a_testimony_asking_for_a_reply_sent_again_is_stored_once_and_its_code_not_shown_again(
+    offering_replies, client, app, organizer_key
+):
+    tokens = page_tokens(client, "/petition/testimony")
+    first = REPLY_CODE.search(ask_for_a_reply(client, tokens).get_data(as_text=True))[1]
+    again = ask_for_a_reply(client, tokens)
+    assert again.status_code == 200
+    page = again.get_data(as_text=True)
+    assert REPLY_CODE.search(page) is None
+    assert SHOWN_CODE.search(page) is None
+    said = html.unescape(page[page.index('<p id="reply-already">') :].split("</p>", 1)[0])
+    assert "had already arrived" in said
+    assert "cannot be shown again" in said
+    assert 'href="/replies"' in page
+    (row,) = stored(app)
+    assert open_row(row, organizer_key)["reply"] == replies.derive(first).member()
+
+
+@pytest.mark.parametrize("change", ["other answers", "no reply asked"])
+def test_a_changed_testimony_under_the_same_number_comes_back_with_409_and_its_box_as_sent(
+    offering_replies, client, app, organizer_key, change
+):
+    tokens = page_tokens(client, "/petition/testimony")
+    assert ask_for_a_reply(client, tokens).status_code == 200
+    if change == "other answers":
+        response = ask_for_a_reply(client, tokens, told="Zqv another account")
+    else:
+        response = post(client, "petition", "testimony", {**tokens, "what_happened": TOLD})
+    assert response.status_code == 409
+    page = response.get_data(as_text=True)
+    assert "already received, and these are different" in html.unescape(page)
+    assert ("checked" in reply_box(page)) == (change == "other answers")
+    assert REPLY_CODE.search(page)[1] == ""
+    assert len(stored(app)) == 1
+
+
+def test_a_testimony_first_sent_without_a_reply_then_asking_for_one_is_refused_with_409(offering_replies, client, app):
+    tokens = page_tokens(client, "/petition/testimony")
+    assert post(client, "petition", "testimony", {**tokens, "what_happened": TOLD}).status_code == 303
+    assert ask_for_a_reply(client, tokens).status_code == 409
+    assert len(stored(app)) == 1
+
+
+@pytest.mark.parametrize("asked", [True, False])
+def test_a_page_that_comes_back_with_errors_keeps_the_reply_box_as_it_was(offering_replies, client, app, asked):
+    tokens = page_tokens(client, "/petition/testimony")
+    data = {**tokens, "what_happened": "  ", **({"reply": "yes"} if asked else {})}
+    response = post(client, "petition", "testimony", data)
+    assert response.status_code == 400
+    assert ("checked" in reply_box(response.get_data(as_text=True))) == asked
+    assert SHOWN_CODE.search(response.get_data(as_text=True)) is None
+    assert stored(app) == []
+
+
+@pytest.mark.parametrize("value", ["y", "no", "", "YES"])
+def test_a_reply_box_with_a_value_no_page_sends_is_refused(offering_replies, client, app, value):
+    response = ask_for_a_reply(client, page_tokens(client, "/petition/testimony"), reply=value)
+    assert response.status_code == 400
+    assert stored(app) == []
+
+
+def test_a_reply_box_sent_with_an_envelope_is_refused(offering_replies, client, app, organizer_key):
+    tokens = page_tokens(client, "/petition/testimony")
+    sealed = script_envelope([public(organizer_key)], "petition", "testimony", {"what_happened": "x"})
+    response = post(client, "petition", "testimony", {**tokens, "envelope": sealed, "reply": "yes"})
+    assert response.status_code == 400
+    assert stored(app) == []
+
+
+def test_a_bot_asking_for_a_reply_is_shown_a_code_as_a_person_would_be_and_nothing_stored(
+    offering_replies, client, app
+):
+    response = ask_for_a_reply(client, page_tokens(client, "/petition/testimony"), website="http://spam.example")
+    assert response.status_code == 200
+    assert SHOWN_CODE.fullmatch(REPLY_CODE.search(response.get_data(as_text=True))[1])
+    assert stored(app) == []
+
+
+def test_the_thank_you_page_of_a_form_offering_replies_links_to_where_they_are_read(offering_replies, client):
+    assert 'href="/ko/replies"' in client.get("/ko/petition/testimony/thanks").get_data(as_text=True)
+    assert "/replies" not in client.get("/petition/sign/thanks").get_data(as_text=True)
