@@ -38,6 +38,8 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
     instance.mkdir(mode=0o700, parents=True, exist_ok=True)
     instance.chmod(0o700)
     _secret_key(app)
+    if app.config["PAPILLON_REPLY_RETENTION_DAYS"] < 1:
+        raise StartupError("PAPILLON_REPLY_RETENTION_DAYS must be 1 or more: the days a reply to a witness is kept")
     if not app.config.get("DATABASE_URL"):
         app.config["DATABASE_URL"] = f"sqlite:///{Path(app.instance_path) / 'papillon.sqlite3'}"
 

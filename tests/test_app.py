@@ -164,3 +164,9 @@ def test_a_campaign_at_an_address_of_the_site_or_a_language_tag_stops_the_app(cl
     folder = campaigns_folder(tmp_path, slug=slug)
     with pytest.raises(StartupError, match=f"campaign {slug}: this address is used by the site itself"):
         create_app({**config, "PAPILLON_CAMPAIGNS_DIR": str(folder)})
+
+
+@pytest.mark.parametrize("days", [0, -5])
+def test_a_reply_retention_of_less_than_a_day_is_refused_at_start(config, days):
+    with pytest.raises(StartupError, match="PAPILLON_REPLY_RETENTION_DAYS must be 1 or more"):
+        create_app({**config, "PAPILLON_REPLY_RETENTION_DAYS": days})

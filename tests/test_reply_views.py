@@ -5,6 +5,7 @@ testimony form is in tests/test_views.py; the format itself in tests/test_replie
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 import json
 import logging
@@ -13,6 +14,7 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
+import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from flask import Flask
 from flask.testing import FlaskClient
@@ -30,6 +32,7 @@ from papillon import envelope, replies
 CODE = "7K2M9QXR4HBD0A1C5E6F8G9JTVWZ"
 UNANSWERED = "ZZZZ0000ZZZZ1111ZZZZ2222ZZZZ"
 WRONG = "QQQQ9999QQQQ8888QQQQ7777QQQQ"
+EXPIRED = "EEEE5555EEEE6666EEEE7777EEEE"
 # Words a reply or a follow-up holds: none can occur by chance in a page, a log or base64.
 FIRST = "Zqv we read your account \u00e9t\u00e9; can you tell us the street?"
 SECOND = "Zqv second reply <b>not markup</b>\nwith a second line"
@@ -225,15 +228,23 @@ def test_a_lookup_id_is_answered_with_its_sealed_replies_and_an_unknown_one_with
     assert look_up_id(client, replies.derive(UNANSWERED).lookup).get_json() == {"replies": []}
 
 
-def test_a_wrong_code_and_an_unanswered_one_get_the_very_same_json(client, app):
+def test_a_wrong_code_an_unanswered_one_and_one_whose_replies_expired_get_the_very_same_json(client, app):
     put_replies(app, CODE, (FIRST, "2026-01-02"))
-    wrong = look_up_id(client, replies.derive(WRONG).lookup)
-    unanswered = look_up_id(client, replies.derive(UNANSWERED).lookup)
-    assert wrong.status_code == unanswered.status_code == 200
-    assert wrong.data == unanswered.data
-    assert {k: v for k, v in wrong.headers if k != "Set-Cookie"} == {
-        k: v for k, v in unanswered.headers if k != "Set-Cookie"
-    }
+    put_replies(app, EXPIRED, (SECOND, "2026-01-02"))
+    with app.app_context(), db.engine.begin() as conn:
+        old = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=app.config["PAPILLON_REPLY_RETENTION_DAYS"] + 1)
+        conn.execute(
+            sa.text("UPDATE replies SET imported_on = :day WHERE lookup = :lookup"),
+            {"day": old, "lookup": replies.derive(EXPIRED).lookup},
+        )
+    answered = look_up_id(client, replies.derive(CODE).lookup)
+    found = [look_up_id(client, replies.derive(code).lookup) for code in (WRONG, UNANSWERED, EXPIRED)]
+    assert [r.status_code for r in found] == [200, 200, 200]
+    assert found[0].data == found[1].data == found[2].data
+    assert found[0].get_json() == {"replies": []}
+    assert len(answered.get_json()["replies"]) == 1  # the same request finds replies that are there
+    headers = [{k: v for k, v in r.headers if k != "Set-Cookie"} for r in found]
+    assert headers[0] == headers[1] == headers[2]
 
 
 # --- looking up without JavaScript: the code, used in memory -------------------------------------------------------
