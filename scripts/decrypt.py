@@ -29,7 +29,6 @@ import re
 import secrets
 import sys
 import threading
-import traceback
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -42,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from laptop import ProgressBar, Refusal, load_private, owner_only
+from laptop import NOTHING_KEPT, ProgressBar, Refusal, exit_code, load_private, owner_only
 
 from papillon import bundle, campaigns, envelope, keys, replies, signers
 
@@ -63,7 +62,7 @@ TRAILING_COLUMNS = [
 # The replies staff write: one row per witness who can be answered, read back by scripts/reply.py.
 TEMPLATE = "reply-template.csv"
 TEMPLATE_COLUMNS = ["handle", "campaign", "form", "received_on", "message"]
-EXIT_OK, EXIT_SOME_FAILED, EXIT_NOTHING_WRITTEN = 0, 1, 2
+EXIT_OK, EXIT_SOME_FAILED, EXIT_NOTHING_WRITTEN = 0, 1, NOTHING_KEPT
 BATCH = 128  # records per task sent to a worker: large enough that passing them costs little
 IN_FLIGHT = 16  # tasks queued ahead of the writer, so memory stays bounded however large the bundle
 
@@ -996,18 +995,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.jobs < 1:
         parser.error("--jobs must be 1 or more")
     options = Options(**vars(args))
-    try:
-        return run(options)
-    except Refusal as exc:
-        print(f"decrypt: {exc}", file=sys.stderr)
-        return EXIT_NOTHING_WRITTEN
-    except OSError as exc:
-        print(f"decrypt: cannot write the output: {exc}. Nothing was kept.", file=sys.stderr)
-        return EXIT_NOTHING_WRITTEN
-    except Exception:
-        traceback.print_exc()
-        print("decrypt: stopped by an unexpected error (please report it). Nothing was kept.", file=sys.stderr)
-        return EXIT_NOTHING_WRITTEN
+    return exit_code("decrypt", lambda: run(options), writing="the output", kept="Nothing was kept.")
 
 
 if __name__ == "__main__":

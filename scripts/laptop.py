@@ -11,7 +11,8 @@ from __future__ import annotations
 import getpass
 import os
 import sys
-from collections.abc import Mapping
+import traceback
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO
 
@@ -88,3 +89,22 @@ class ProgressBar:
     def finish(self) -> None:
         if self.shown:
             print(file=self.stream)
+
+
+NOTHING_KEPT = 2
+
+
+def exit_code(script: str, work: Callable[[], int], *, writing: str, kept: str) -> int:
+    """Run a script's work and return its exit code. A refusal, a failed write (a full disk) or an unexpected error
+    is said in one line on standard error, after the traceback for the last, and the script keeps nothing (2):
+    ``writing`` names what it could not write, ``kept`` what is left of it."""
+    try:
+        return work()
+    except Refusal as exc:
+        print(f"{script}: {exc}", file=sys.stderr)
+    except OSError as exc:
+        print(f"{script}: cannot write {writing}: {exc}. {kept}", file=sys.stderr)
+    except Exception:
+        traceback.print_exc()
+        print(f"{script}: stopped by an unexpected error (please report it). {kept}", file=sys.stderr)
+    return NOTHING_KEPT

@@ -22,7 +22,6 @@ import csv
 import datetime
 import io
 import sys
-import traceback
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -33,11 +32,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from laptop import ProgressBar, Refusal, load_private
+from laptop import NOTHING_KEPT, ProgressBar, Refusal, exit_code, load_private
 
 from papillon import bundle, envelope, keys, replies
 
-EXIT_OK, EXIT_NOTHING_WRITTEN = 0, 2
+EXIT_OK, EXIT_NOTHING_WRITTEN = 0, NOTHING_KEPT
 # A spreadsheet saving "CSV" in a language that writes decimal commas separates cells with semicolons.
 DELIMITERS = (",", ";", "\t")
 TEXT_SUFFIX = ".txt"
@@ -380,19 +379,12 @@ def command_line() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     options = Options(**vars(command_line().parse_args(argv)))
-    try:
+
+    def work() -> int:
         show(run(options, datetime.date.today().isoformat()))
-    except Refusal as exc:
-        print(f"reply: {exc}", file=sys.stderr)
-        return EXIT_NOTHING_WRITTEN
-    except OSError as exc:
-        print(f"reply: cannot write the replies bundle: {exc}. Nothing was written.", file=sys.stderr)
-        return EXIT_NOTHING_WRITTEN
-    except Exception:
-        traceback.print_exc()
-        print("reply: stopped by an unexpected error (please report it). Nothing was written.", file=sys.stderr)
-        return EXIT_NOTHING_WRITTEN
-    return EXIT_OK
+        return EXIT_OK
+
+    return exit_code("reply", work, writing="the replies bundle", kept="Nothing was written.")
 
 
 if __name__ == "__main__":

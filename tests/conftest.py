@@ -14,12 +14,12 @@ from types import ModuleType
 import nacl.pwhash
 import pytest
 import services
-from browser_support import ChromiumMissing, chromium_path, launch_chromium, serve
+from browser_support import ChromiumMissing, PageLog, chromium_path, launch_chromium, serve
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from pages import CAMPAIGNS, ROOT, SHIPPED, Laptop, clear_settings, form_data, form_tokens, private_key_text
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.test import TestResponse
 
@@ -133,6 +133,26 @@ def browser() -> Iterator[Browser]:
 def live_server(app: Flask) -> Iterator[str]:
     with serve(app) as url:
         yield url
+
+
+@pytest.fixture
+def open_page(browser: Browser, live_server: str) -> Iterator[Callable[..., tuple[Page, PageLog]]]:
+    """A fresh browser context (its own cookies) with everything it does recorded."""
+    contexts: list[BrowserContext] = []
+
+    def make(*, javascript: bool = True, init_script: str | None = None) -> tuple[Page, PageLog]:
+        context = browser.new_context(java_script_enabled=javascript, base_url=live_server)
+        context.set_default_timeout(10_000)
+        if init_script:
+            context.add_init_script(init_script)
+        contexts.append(context)
+        log = PageLog()
+        log.attach(context)
+        return context.new_page(), log
+
+    yield make
+    for context in contexts:
+        context.close()
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ import csv
 import datetime as dt
 import json
 import secrets
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from urllib.parse import quote, quote_plus, urlsplit
 
@@ -30,7 +29,7 @@ from browser_support import (
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from flask import Flask
 from pages import FORMS, decrypt_args, open_row, stored
-from playwright.sync_api import Browser, Page, Route, expect
+from playwright.sync_api import Page, Route, expect
 
 from app import create_app, pow, security
 from app.site import site
@@ -46,26 +45,6 @@ SEALING_FIELDS = {"csrf_token", "submission_id", "envelope"}
 
 
 # --- the browser and the live server ---------------------------------------------------------------------------
-
-
-@pytest.fixture
-def open_page(browser: Browser, live_server: str) -> Iterator[Callable[..., tuple[Page, PageLog]]]:
-    """A fresh browser context (its own cookies) with everything it does recorded."""
-    contexts = []
-
-    def make(*, javascript: bool = True, init_script: str | None = None) -> tuple[Page, PageLog]:
-        context = browser.new_context(java_script_enabled=javascript, base_url=live_server)
-        context.set_default_timeout(10_000)
-        if init_script:
-            context.add_init_script(init_script)
-        contexts.append(context)
-        log = PageLog()
-        log.attach(context)
-        return context.new_page(), log
-
-    yield make
-    for context in contexts:
-        context.close()
 
 
 # --- what a person types ---------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
-"""scripts/laptop.py, shared by keygen.py and decrypt.py: the passphrase (from a file, or typed), one-line refusals,
-and new files only their owner can read that never replace an existing one."""
+"""scripts/laptop.py, shared by keygen.py, decrypt.py and reply.py: the passphrase (from a file, or typed), one-line
+refusals and exit codes, and new files only their owner can read that never replace an existing one."""
 
 from __future__ import annotations
 
@@ -76,3 +76,28 @@ def test_a_private_file_never_replaces_an_existing_one(laptop, tmp_path):
     with pytest.raises(FileExistsError):
         laptop.write_private(path, "something else")
     assert path.read_text() == "the only copy of a key"
+
+
+def test_a_scripts_work_returns_its_own_exit_code_when_it_ends_well(laptop):
+    assert laptop.exit_code("decrypt", lambda: 1, writing="the output", kept="Nothing was kept.") == 1
+
+
+def test_a_refusal_a_failed_write_and_an_unexpected_error_each_say_one_line_and_exit_2(laptop, capsys):
+    def refused() -> int:
+        raise laptop.Refusal("the bundle is damaged")
+
+    def full_disk() -> int:
+        raise OSError(28, "No space left on device")
+
+    def broken() -> int:
+        raise ZeroDivisionError
+
+    said = []
+    for work in (refused, full_disk, broken):
+        assert laptop.exit_code("reply", work, writing="the replies bundle", kept="Nothing was written.") == 2
+        said.append(capsys.readouterr().err.splitlines()[-1])
+    assert said == [
+        "reply: the bundle is damaged",
+        "reply: cannot write the replies bundle: [Errno 28] No space left on device. Nothing was written.",
+        "reply: stopped by an unexpected error (please report it). Nothing was written.",
+    ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -19,7 +19,7 @@ from browser_support import PageLog
 from flask import Flask
 from flask.testing import FlaskCliRunner
 from pages import decrypt_args
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import Page, expect
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
@@ -35,24 +35,6 @@ FOLLOW_UP = "Zqx thank you, I will come on Tuesday with a friend"
 def config(config: dict[str, object], shipped_campaigns: None) -> dict[str, object]:
     """The organizers' own campaigns: the open letter's testimony form offers replies."""
     return config
-
-
-@pytest.fixture
-def visit(browser: Browser, live_server: str) -> Iterator[Callable[..., tuple[Page, PageLog]]]:
-    """A fresh browser context each time, as a witness coming back another day would be."""
-    contexts: list[BrowserContext] = []
-
-    def make(*, javascript: bool = True) -> tuple[Page, PageLog]:
-        context = browser.new_context(base_url=live_server, java_script_enabled=javascript)
-        context.set_default_timeout(15_000)
-        contexts.append(context)
-        log = PageLog()
-        log.attach(context)
-        return context.new_page(), log
-
-    yield make
-    for context in contexts:
-        context.close()
 
 
 def export(runner: FlaskCliRunner, path: Path) -> Path:
@@ -84,7 +66,7 @@ def not_stored_or_logged(app: Flask, logged: str, *secrets: str) -> None:
 def test_a_witness_testifies_reads_the_sealed_reply_and_writes_back_and_the_server_learns_nothing(  # noqa: PLR0915 - one story
     app: Flask,
     runner: FlaskCliRunner,
-    visit: Callable[..., tuple[Page, PageLog]],
+    open_page: Callable[..., tuple[Page, PageLog]],
     live_server: str,
     script: Callable[[str], ModuleType],
     organizer_key_file: Path,
@@ -95,7 +77,7 @@ def test_a_witness_testifies_reads_the_sealed_reply_and_writes_back_and_the_serv
     decrypt, reply = script("decrypt"), script("reply")
 
     # The witness testifies and asks to read a reply; the page shows the code once, and sends it nowhere.
-    page, log = visit()
+    page, log = open_page()
     page.goto("/open-letter/testimony")
     page.fill("textarea[name=what_happened]", TESTIMONY)
     page.check("#reply-choice")
@@ -137,7 +119,7 @@ def test_a_witness_testifies_reads_the_sealed_reply_and_writes_back_and_the_serv
     assert imported.exit_code == 0, imported.output
 
     # Another day, another browser: the witness types the code as a person would, and reads the reply in the page.
-    page, log = visit()
+    page, log = open_page()
     page.goto("/replies")
     page.fill("#code", code.lower().replace("-", " "))
     page.click("#lookup-form button[type=submit]")
@@ -185,7 +167,7 @@ def test_a_witness_testifies_reads_the_sealed_reply_and_writes_back_and_the_serv
 def test_without_javascript_a_witness_gets_a_code_reads_the_reply_and_writes_back_and_the_server_keeps_no_code(
     app: Flask,
     runner: FlaskCliRunner,
-    visit: Callable[..., tuple[Page, PageLog]],
+    open_page: Callable[..., tuple[Page, PageLog]],
     script: Callable[[str], ModuleType],
     organizer_key_file: Path,
     tmp_path: Path,
@@ -194,7 +176,7 @@ def test_without_javascript_a_witness_gets_a_code_reads_the_reply_and_writes_bac
     """Tor Browser at its safest level: the server makes the code and uses it in memory, and keeps nothing of it."""
     caplog.set_level(logging.DEBUG)
     decrypt, reply = script("decrypt"), script("reply")
-    page, _ = visit(javascript=False)
+    page, _ = open_page(javascript=False)
     page.goto("/open-letter/testimony")
     page.fill("textarea[name=what_happened]", TESTIMONY)
     page.check("#reply-choice")
@@ -216,7 +198,7 @@ def test_without_javascript_a_witness_gets_a_code_reads_the_reply_and_writes_bac
     assert reply.main([*args, "--passphrase-file", passphrase, "--out", str(tmp_path / "one.replies")]) == 0
     assert runner.invoke(args=["import-replies", str(tmp_path / "one.replies")]).exit_code == 0
 
-    page, _ = visit(javascript=False)
+    page, _ = open_page(javascript=False)
     page.goto("/replies")
     page.fill("#code", code)
     page.click("#lookup-form button[type=submit]")

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from browser_support import CSP_UNSAFE
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pages import public
@@ -376,16 +377,6 @@ def test_page_fails_closed_when_sealing_fails(node: Node, organizers: list[X2551
 def test_script_works_under_the_sites_content_security_policy() -> None:
     source = SEAL_JS.read_text(encoding="utf-8")
     assert '"use strict";' in source
-    for forbidden in (
-        "innerHTML",
-        "outerHTML",
-        "insertAdjacentHTML",
-        "document.write",
-        ".style",
-        "eval(",
-        "new Function",
-        "import(",
-        "setAttribute(",
-    ):
+    for forbidden in CSP_UNSAFE:
         assert forbidden not in source, forbidden
     assert not re.search(r"https?://", source), "the script loads nothing from anywhere"
