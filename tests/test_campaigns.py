@@ -728,3 +728,22 @@ def test_a_list_of_choices_from_before_ids_makes_each_label_its_own_id():
     field = c.from_dict(data, "bundle").forms["s"].fields[0]
     assert field.choice_ids == ("An individual", "An organization")
     assert field.check("An individual") is None
+
+
+def one_form(**settings: object) -> dict[str, object]:
+    form = {"slug": "s", "title": "S", "fields": [{"name": "p", "type": "text", "label": "P"}], **settings}
+    return {"slug": "t", "title": "T", "body": "B", "forms": [form]}
+
+
+def test_a_form_offers_replies_only_when_its_settings_say_so():
+    assert c.from_dict(one_form(), "t.toml").forms["s"].replies is False
+    assert c.from_dict(one_form(replies=True), "t.toml").forms["s"].replies is True
+    with pytest.raises(c.CampaignError, match="replies"):
+        c.from_dict(one_form(replies="yes"), "t.toml")
+
+
+def test_the_shipped_testimony_form_offers_replies_and_no_sign_form_does(shipped):
+    offering = {
+        (slug, form.slug) for slug, campaign in shipped.items() for form in campaign.forms.values() if form.replies
+    }
+    assert offering == {("open-letter", "testimony")}
