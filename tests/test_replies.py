@@ -186,3 +186,15 @@ def test_a_reply_member_makes_a_records_plaintext_114_bytes_longer_before_paddin
     with_reply = envelope.plaintext(answers, 1, "en", replies.derive(CODE).member()).rstrip(b" ")
     assert len(with_reply) - len(plain) == 114
     assert json.loads(with_reply)["reply"] == replies.derive(CODE).member()
+
+
+def test_a_replies_bundle_is_ascii_json_lines_with_sorted_members_and_no_white_space_as_security_md_says(tmp_path):
+    path = tmp_path / "replies.bundle"
+    replies.write_bundle(path, sealed_replies(CODE, OTHER), created_on="2026-12-01")
+    data = path.read_bytes()
+    data.decode("ascii")
+    lines = data.split(b"\n")
+    assert lines[-1] == b""
+    for line in lines[:-1]:
+        assert line == json.dumps(json.loads(line), sort_keys=True, separators=(",", ":")).encode()
+    assert hashlib.sha256(b"".join(line + b"\n" for line in lines[:-2])).hexdigest() == json.loads(lines[-2])["sha256"]

@@ -645,3 +645,15 @@ def test_random_posts_at_the_reply_pages_never_cause_a_5xx_nor_an_invalid_row(
         doc = open_row(row, organizer_key)
         assert FOLLOW_UP_FORM.check(doc["answers"]) == {}
         assert replies.read_member(doc["reply"]).lookup == LOOKUP
+
+
+def test_a_lookup_with_a_reply_and_one_without_are_the_same_size_on_the_wire_and_never_cached(client, app):
+    """SECURITY.md, "Anonymous replies": a hostile network sees padded answers, so one reply and none look alike."""
+    put_replies(app, CODE, (FIRST, "2026-01-02"))
+    answered = look_up_id(client, replies.derive(CODE).lookup)
+    unanswered = look_up_id(client, replies.derive(UNANSWERED).lookup)
+    assert len(answered.get_json()["replies"]) == 1
+    assert len(answered.data) == len(unanswered.data) == app.config["PAPILLON_PAD_BYTES"]
+    pages = [look_up(client, code) for code in (CODE, UNANSWERED)]
+    assert len(pages[0].data) == len(pages[1].data)
+    assert all(r.headers["Cache-Control"] == "no-store" for r in [answered, unanswered, *pages])
