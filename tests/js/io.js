@@ -1,4 +1,5 @@
-// Shared by the harness scripts: JSON in on stdin, JSON out on stdout, hex and base64 helpers.
+// Shared by the harness scripts: JSON in on stdin, JSON out on stdout, hex and base64 helpers, and a WebCrypto
+// without X25519.
 "use strict";
 
 if (!globalThis.crypto || !globalThis.crypto.subtle) {
@@ -26,4 +27,15 @@ function main(run) {
     });
 }
 
-module.exports = { hex, unhex, b64url, main };
+// What a browser without WebCrypto X25519 does: refuse the algorithm, keep the rest.
+function removeX25519(subtle) {
+  const isX25519 = (algorithm) => (typeof algorithm === "string" ? algorithm : algorithm.name) === "X25519";
+  const refuse = () => Promise.reject(new DOMException("Unrecognized algorithm name", "NotSupportedError"));
+  const { generateKey, importKey, deriveBits } = subtle;
+  subtle.generateKey = (alg, ...rest) => (isX25519(alg) ? refuse() : generateKey.call(subtle, alg, ...rest));
+  subtle.importKey = (format, data, alg, ...rest) =>
+    isX25519(alg) ? refuse() : importKey.call(subtle, format, data, alg, ...rest);
+  subtle.deriveBits = (alg, ...rest) => (isX25519(alg) ? refuse() : deriveBits.call(subtle, alg, ...rest));
+}
+
+module.exports = { hex, unhex, b64url, main, removeX25519 };

@@ -1,6 +1,6 @@
 // Loads seal.js into a small stand-in for the form page, submits once, and reports what the script did.
 "use strict";
-const { main } = require("./io.js");
+const { main, removeX25519 } = require("./io.js");
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -23,17 +23,6 @@ class ClassList {
     else this.names.delete(name);
     return on;
   }
-}
-
-// What a browser without WebCrypto X25519 does: refuse the algorithm, keep the rest.
-function removeX25519(subtle) {
-  const isX25519 = (algorithm) => (typeof algorithm === "string" ? algorithm : algorithm.name) === "X25519";
-  const refuse = () => Promise.reject(new DOMException("Unrecognized algorithm name", "NotSupportedError"));
-  const { generateKey, importKey, deriveBits } = subtle;
-  subtle.generateKey = (alg, ...rest) => (isX25519(alg) ? refuse() : generateKey.call(subtle, alg, ...rest));
-  subtle.importKey = (format, data, alg, ...rest) =>
-    isX25519(alg) ? refuse() : importKey.call(subtle, format, data, alg, ...rest);
-  subtle.deriveBits = (alg, ...rest) => (isX25519(alg) ? refuse() : deriveBits.call(subtle, alg, ...rest));
 }
 
 main(async ({ config, controls, action, valid = true, crypto = "x25519", response, early = false }) => {

@@ -1,7 +1,7 @@
 // Loads seal.js and replies.js into a small stand-in for the testimony form page or the /replies page,
 // submits what the scenario says, and reports what the scripts did to the page and what they sent.
 "use strict";
-const { main } = require("./io.js");
+const { main, removeX25519 } = require("./io.js");
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const escape = (text, quote) =>
@@ -20,17 +20,6 @@ class ClassList {
   contains(name) {
     return this.names.has(name);
   }
-}
-
-// What a browser without WebCrypto X25519 does: refuse the algorithm, keep the rest.
-function removeX25519(subtle) {
-  const isX25519 = (algorithm) => (typeof algorithm === "string" ? algorithm : algorithm.name) === "X25519";
-  const refuse = () => Promise.reject(new DOMException("Unrecognized algorithm name", "NotSupportedError"));
-  const { generateKey, importKey, deriveBits } = subtle;
-  subtle.generateKey = (alg, ...rest) => (isX25519(alg) ? refuse() : generateKey.call(subtle, alg, ...rest));
-  subtle.importKey = (format, data, alg, ...rest) =>
-    isX25519(alg) ? refuse() : importKey.call(subtle, format, data, alg, ...rest);
-  subtle.deriveBits = (alg, ...rest) => (isX25519(alg) ? refuse() : deriveBits.call(subtle, alg, ...rest));
 }
 
 main(async (scenario) => {
