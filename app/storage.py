@@ -454,11 +454,11 @@ class Storage:
         insert = sqlite.insert if self.engine.dialect.name == "sqlite" else postgresql.insert
         today = dt.datetime.now(dt.UTC).date()
         rows = [{"lookup": r.lookup, "id": r.digest, "sealed": r.sealed, "imported_on": today} for r in sealed]
+        statement = insert(table).on_conflict_do_nothing(index_elements=["lookup", "id"]).returning(table.c.id)
         added = 0
         with self.engine.begin() as conn:
             for row in rows:
-                statement = insert(table).on_conflict_do_nothing(index_elements=["lookup", "id"])
-                added += conn.execute(statement.returning(table.c.id), row).first() is not None
+                added += conn.execute(statement, row).first() is not None
         return added, len(rows) - added
 
     def _reply_cutoff(self) -> dt.date:
